@@ -1,0 +1,220 @@
+"""``GeomFeaturizer``: frozen pre-trained encoder embeddings of MD frames, deeptime style."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from deeptime.base import Model, Transformer
+from tqdm.auto import tqdm
+
+from .encoders import Encoder, load_encoder
+from .errors import InputError
+from .neighbors import radius_graph
+from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
+from .registry import get_model_card
+from .trajectory import Selection, TrajectoryReader, open_trajectory
+
+__all__ = ["GeomFeaturizer"]
+
+#: Atoms (frames × selected atoms) per batch when ``batch_size`` is not given.
+DEFAULT_ATOMS_PER_BATCH = 4096
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class GeomFeaturizer(Transformer, Model):
+    r"""Embed MD frames with a frozen pre-trained geometric GNN.
+
+    Parameters
+    ----------
+    model : str
+        Registered encoder name (see ``geomfeat.list_models()``), e.g. ``"visnet-denali"``.
+    select : str or array of int
+        Atoms to embed: ``"heavy"`` (default), ``"all"``, a selection string in the input
+        toolkit's language, or 0-based indices. See :mod:`geomfeat.trajectory`.
+    pool : {"graph", "residue", "atom"}
+        One vector per frame, one token per residue of the selection, or one per atom.
+    reduce : {"sum", "mean"}
+        How atoms are combined by ``pool="graph"`` / ``"residue"``.
+    features : {"scalar", "invariant", "equivariant"}
+        Scalar channels ``H``; scalars plus norms of the pooled vector channels ``2H``; or
+        scalar and vector channels stacked ``(4, H)``. See :mod:`geomfeat.pooling`.
+    batch_size : int, optional
+        Frames per encoder batch. Default: about 4096 atoms per batch.
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available, else CPU).
+    dtype : {"float32", "float64"}
+        Precision of the encoder. Outputs are always float32.
+    progress : bool
+        Show a progress bar (frames/s) on stderr.
+
+    Notes
+    -----
+    Coordinates enter the encoder in Å (mdtraj's nm are converted). The neighbour list keeps
+    every pair within the encoder's cutoff, self-loops included, with no cap on the number of
+    neighbours. Output shapes per frame: ``(H)``, ``(2H)`` or ``(4, H)`` for graph pooling; a
+    leading ``R`` (residues) or ``N`` (atoms) axis for residue and atom pooling.
+
+    Examples
+    --------
+    >>> featurizer = GeomFeaturizer("visnet-denali")            # doctest: +SKIP
+    >>> embeddings = featurizer.transform(traj)                 # doctest: +SKIP
+    >>> embeddings.shape                                        # doctest: +SKIP
+    (1000, 64)
+    >>> TICA(lagtime=10).fit(featurizer.transform([traj1, traj2]))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str = "visnet-denali",
+        *,
+        select: Selection = "heavy",
+        pool: str = "graph",
+        reduce: str = "sum",
+        features: str = "scalar",
+        batch_size: int | None = None,
+        device: str | None = None,
+        dtype: str = "float32",
+        progress: bool = False,
+    ) -> None:
+        self.card = get_model_card(model)
+        for name, value, choices in (("pool", pool, POOLS), ("reduce", reduce, REDUCES),
+                                     ("features", features, FEATURES), ("dtype", dtype, _DTYPES)):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.model = self.card.name
+        self.select = select
+        self.pool = pool
+        self.reduce = reduce
+        self.features = features
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.progress = progress
+        self._encoder: Encoder | None = None
+
+    # ----------------------------------------------------------------------------- encoder
+    @property
+    def torch_device(self) -> torch.device:
+        """The device the encoder runs on."""
+        if self.device is None:
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The frozen encoder, fetched and loaded on first use."""
+        if self._encoder is None:
+            self._encoder = load_encoder(self.card, device=self.torch_device,
+                                         dtype=_DTYPES[self.dtype], progress=self.progress)
+        return self._encoder
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_encoder"] = None  # reloaded from the cache where unpickled
+        return state
+
+    # ----------------------------------------------------------------------------- shapes
+    def reader(self, data: Any) -> TrajectoryReader:
+        """A :class:`~geomfeat.trajectory.TrajectoryReader` over ``data`` with this selection."""
+        reader = open_trajectory(data, self.select)
+        if self.pool == "residue" and getattr(reader, "has_residues", True) is False:
+            raise InputError("pool='residue' needs residues: pass an mdtraj Trajectory, an "
+                             "MDAnalysis Universe, or (positions, atomic_numbers, residue_ids)")
+        return reader
+
+    def frame_shape(self, reader: TrajectoryReader) -> tuple[int, ...]:
+        """Shape of the embedding of one frame of ``reader``."""
+        h = self.card.hidden_channels
+        tail = {"scalar": (h,), "invariant": (2 * h,), "equivariant": (4, h)}[self.features]
+        lead = {"graph": (), "residue": (len(reader.residue_labels),),
+                "atom": (reader.n_atoms,)}[self.pool]
+        return (*lead, *tail)
+
+    def default_batch_size(self, reader: TrajectoryReader) -> int:
+        """Frames per batch: ``batch_size`` or about 4096 atoms per batch."""
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        return max(1, min(1024, DEFAULT_ATOMS_PER_BATCH // reader.n_atoms))
+
+    # ----------------------------------------------------------------------------- deeptime API
+    def fit(self, data: Any = None, **kwargs: Any) -> GeomFeaturizer:
+        """No-op (the encoder is pre-trained); returns ``self`` for deeptime pipelines."""
+        return self
+
+    def fit_transform(self, data: Any, **kwargs: Any):
+        """Same as :meth:`transform`."""
+        return self.fit(data).transform(data, **kwargs)
+
+    def fetch_model(self) -> GeomFeaturizer:
+        """The featurizer is its own model (deeptime convention)."""
+        return self
+
+    def transform(self, data: Any, *, start: int | None = None, stop: int | None = None,
+                  stride: int | None = None):
+        """Embed every selected frame.
+
+        Parameters
+        ----------
+        data : trajectory or list of trajectories
+            An ``mdtraj.Trajectory`` (nm), an MDAnalysis ``Universe``/``AtomGroup`` (Å), a
+            ``(positions[F, N, 3] in Å, atomic_numbers[N][, residue_ids[N]])`` tuple, or a list
+            of these.
+        start, stop, stride : int, optional
+            Frame slice applied while reading.
+
+        Returns
+        -------
+        ndarray or list of ndarray, float32
+            ``(F, *frame_shape)`` per trajectory; a list for a list input.
+        """
+        if isinstance(data, list):
+            return [self.transform(d, start=start, stop=stop, stride=stride) for d in data]
+        reader = self.reader(data)
+        frames = reader.frame_indices(start, stop, stride)
+        out = np.empty((len(frames), *self.frame_shape(reader)), dtype=np.float32)
+        done = 0
+        for _, batch in self.iter_embeddings(reader, frames):
+            out[done : done + len(batch)] = batch
+            done += len(batch)
+        return out
+
+    def iter_embeddings(self, reader: TrajectoryReader, frames: range
+                        ) -> Iterator[tuple[range, np.ndarray]]:
+        """Stream ``(frame_numbers, embeddings)`` batches of ``reader``'s ``frames``."""
+        batch_size = self.default_batch_size(reader)
+        with tqdm(total=len(frames), unit="frame", disable=not self.progress,
+                  desc=self.model, dynamic_ncols=True) as bar:
+            for numbers, positions in reader.iter_batches(batch_size, frames):
+                _check_finite(positions, numbers, reader.source)
+                yield numbers, self.embed_positions(positions, reader)
+                bar.update(len(numbers))
+
+    @torch.inference_mode()
+    def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader) -> np.ndarray:
+        """Embed one batch ``(B, N, 3)`` of coordinates in Å of ``reader``'s atoms."""
+        encoder = self.encoder
+        device, dtype = self.torch_device, _DTYPES[self.dtype]
+        pos = torch.as_tensor(positions, device=device).to(dtype)
+        n_frames, n_atoms = pos.shape[:2]
+        z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(n_frames)
+        x, vec = encoder(z, radius_graph(pos, encoder.cutoff))
+        x = x.view(n_frames, n_atoms, -1)
+        vec = vec.view(n_frames, n_atoms, 3, -1)
+        residues = torch.as_tensor(reader.residues, device=device)
+        n_res = len(reader.residue_labels)
+        x = pool_atoms(x, self.pool, self.reduce, residues, n_res)
+        vec = pool_atoms(vec, self.pool, self.reduce, residues, n_res)
+        return combine_features(x, vec, self.features).float().cpu().numpy()
+
+
+def _check_finite(positions: np.ndarray, numbers: range, source: str) -> None:
+    finite = np.isfinite(positions).all(axis=(1, 2))
+    if not finite.all():
+        frame = numbers[int(np.argmin(finite))]
+        raise InputError(f"frame {frame} of {source} has non-finite coordinates (NaN or inf)")

@@ -1,0 +1,1 @@
+"""Registry of pre-trained encoders shipped as package data (``registry.json``)."""
