@@ -55,12 +55,17 @@ def test_own_checkpoint_loads_every_tensor(model):
         assert torch.equal(value, state[PREFIX + key].to(value.dtype)), key
 
 
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("other", MODELS)
+CROSSED = [
+    (model, other)
+    for model in MODELS
+    for other in MODELS
+    if get_model_card(model).architecture != get_model_card(other).architecture
+]
+
+
+@pytest.mark.parametrize(("model", "other"), CROSSED)
 def test_checkpoint_of_another_architecture_is_rejected(model, other):
-    card, other_card = get_model_card(model), get_model_card(other)
-    if card.architecture == other_card.architecture:
-        pytest.skip("same architecture")
+    card = get_model_card(model)
     with pytest.raises(CheckpointMismatchError) as info:
         build_encoder(card, checkpoint(other))
     message = str(info.value)

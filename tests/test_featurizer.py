@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import warnings
 
-import mdtraj as md
 import MDAnalysis as mda
+import mdtraj as md
 import numpy as np
 import pytest
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import warnings
 
-import mdtraj as md
 import MDAnalysis as mda
+import mdtraj as md
 import numpy as np
 import pytest
 
@@ -105,7 +105,7 @@ def test_atom_without_element_is_named(example_files):
 def test_non_finite_coordinates_name_the_frame(weights_url):
     pos = np.random.default_rng(1).uniform(0, 5, size=(6, 4, 3))
     pos[4, 2, 1] = np.nan
-    with pytest.raises(InputError, match="frame 4 .* non-finite"):
+    with pytest.raises(InputError, match=r"frame 4 .* non-finite"):
         GeomFeaturizer(select="all", batch_size=2).transform((pos, np.array([6, 6, 8, 7])))
     pos[4, 2, 1] = np.inf
     with pytest.raises(InputError, match="frame 4"):
@@ -128,7 +128,7 @@ def test_unsupported_object():
 
 def test_missing_files_and_atom_count_mismatch(example_files, tmp_path):
     xtc, pdb = example_files
-    with pytest.raises(InputError, match="trajectory file not found: .*nope.xtc"):
+    with pytest.raises(InputError, match=r"trajectory file not found: .*nope\.xtc"):
         load_universe(tmp_path / "nope.xtc", pdb)
     with pytest.raises(InputError, match="topology file not found"):
         load_universe(xtc, tmp_path / "nope.pdb")
