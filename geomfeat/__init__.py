@@ -2,14 +2,26 @@
 
 >>> from geomfeat import GeomFeaturizer
 >>> emb = GeomFeaturizer("visnet-denali").transform(traj)   # doctest: +SKIP
+
+Heavy dependencies (torch, torch-geometric, deeptime) are imported on first use of the names
+that need them, so the command line answers ``geomfeat models`` or a usage error quickly.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .download import cache_dir, fetch_weights
-from .encoders import load_encoder
 from .errors import GeomfeatError, InputError, UnknownModelError, WeightsError
-from .featurizer import GeomFeaturizer
 from .registry import ModelCard, get_model_card, list_models
+
+if TYPE_CHECKING:
+    from .encoders import load_encoder
+    from .featurizer import GeomFeaturizer
+
+_LAZY = {"GeomFeaturizer": ".featurizer", "load_encoder": ".encoders"}
 
 __all__ = [
     "GeomFeaturizer",
@@ -25,3 +37,9 @@ __all__ = [
     "list_models",
     "load_encoder",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
