@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from .errors import UnknownModelError
@@ -62,9 +63,17 @@ class ModelCard:
         return int(self.hyperparameters["hidden_channels"])
 
 
+def _registry_text() -> str:
+    try:  # installed package (the top-level weights/ folder ships as geomfeat.weights)
+        return resources.files("geomfeat.weights").joinpath("registry.json").read_text("utf-8")
+    except ModuleNotFoundError:  # a source checkout on sys.path, not installed
+        return (Path(__file__).resolve().parents[1] / "weights" / "registry.json").read_text(
+            "utf-8")
+
+
 @cache
 def _load_registry() -> dict[str, ModelCard]:
-    text = resources.files("geomfeat.weights").joinpath("registry.json").read_text("utf-8")
+    text = _registry_text()
     raw = json.loads(text)
     base = raw["base_url"].rstrip("/")
     cards = {}
