@@ -117,6 +117,7 @@ def test_failure_mid_run_keeps_earlier_output_and_leaves_no_partial_file(
 
 def test_console_entry_point_prints_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "geomfeat", "embed", "a.xtc", "b.pdb",
-                             "-o", str(tmp_path / "e.npy")], capture_output=True, text=True)
+                             "-o", str(tmp_path / "e.npy")], capture_output=True, text=True,
+                            cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == "geomfeat: error: topology file not found: b.pdb"
