@@ -13,13 +13,25 @@ from ..download import fetch_weights
 from ..errors import CheckpointMismatchError, WeightsError
 from ..registry import ModelCard, get_model_card
 from .base import Encoder
+from .et import EquivariantTransformerEncoder
+from .tensornet import TensorNetEncoder
 from .visnet import ViSNetEncoder
 
-__all__ = ["ARCHITECTURES", "Encoder", "ViSNetEncoder", "build_encoder", "load_encoder"]
+__all__ = [
+    "ARCHITECTURES",
+    "Encoder",
+    "EquivariantTransformerEncoder",
+    "TensorNetEncoder",
+    "ViSNetEncoder",
+    "build_encoder",
+    "load_encoder",
+]
 
 #: Architecture key in the registry -> encoder class.
 ARCHITECTURES: dict[str, type[Encoder]] = {
     "visnet": ViSNetEncoder,
+    "et": EquivariantTransformerEncoder,
+    "tensornet": TensorNetEncoder,
 }
 
 PREFIX = "representation_model."

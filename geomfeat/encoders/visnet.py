@@ -7,12 +7,12 @@ neighbour cap, no torch-cluster) instead of ``torch_geometric.nn.radius_graph``.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 from torch_geometric.nn.models.visnet import ViSNetBlock
 
 from ..neighbors import Edges
 from .base import Encoder
+from .layers import unit_vectors
 
 __all__ = ["ViSNetEncoder"]
 
@@ -56,9 +56,7 @@ class ViSNetEncoder(ViSNetBlock, Encoder):
     def forward(self, z: Tensor, edges: Edges) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`."""
         edge_index, distance = edges.index, edges.length
-        is_loop = distance == 0
-        unit = edges.vec / torch.where(is_loop, 1.0, distance).unsqueeze(-1)
-        direction = self.sphere(unit)
+        direction = self.sphere(unit_vectors(edges.vec, distance))
 
         x = self.embedding(z)
         rbf = self.distance_expansion(distance)
