@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geomfeat import GeomFeaturizer, get_model_card, list_models
+from geomfeat import GeomFeaturizer, get_model_card, list_models, load_encoder
 
 CASES = ("ala2_all", "ala2_heavy", "t4l_heavy", "t4l_all")
 
@@ -112,8 +112,14 @@ def main(argv: list[str] | None = None) -> None:
               "threads": torch.get_num_threads(), "python": platform.python_version(),
               "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-              "accuracy": [], "throughput": []}
+              "models": [], "accuracy": [], "throughput": []}
     for model in args.models:
+        card = get_model_card(model)
+        encoder = load_encoder(model, progress=False)
+        report["models"].append({"model": model, "architecture": card.architecture,
+                                 "layers": card.hyperparameters.get("num_layers"),
+                                 "hidden": card.hidden_channels, "cutoff_A": card.cutoff,
+                                 "parameters": sum(p.numel() for p in encoder.parameters())})
         ref = load_oracle(args.oracle, model)
         report["accuracy"] += accuracy(model, ref, args.cases, args.device)
         for spec in args.systems:

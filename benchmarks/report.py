@@ -1,0 +1,72 @@
+"""Markdown tables from the JSON that ``benchmarks/encoders.py`` writes.
+
+    python benchmarks/report.py benchmarks/results/encoders_*.json
+
+The float64 column is the error of the float32 *output* of the encoder run in float64, against the
+oracle (itself float64 results stored as float32): 0 means bit-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def accuracy_table(report: dict) -> str:
+    lines = ["| model | case | atoms | float32 max | float32 mean | float32 99.9 % "
+             "| float64 run, max |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = {(r["model"], r["case"], r["dtype"]): r for r in report["accuracy"]}
+    for (model, case, dtype), r in rows.items():
+        if dtype != "float32":
+            continue
+        r64 = rows.get((model, case, "float64"), {})
+        lines.append(f"| {model} | {case} | {r['atoms']} | {r['max_abs_err']:.1e} | "
+                     f"{r['mean_abs_err']:.1e} | {r['p99.9_abs_err']:.1e} | "
+                     f"{r64.get('max_abs_err', float('nan')):.1e} |")
+    return "\n".join(lines)
+
+
+def throughput_table(report: dict) -> str:
+    gpu = report.get("gpu")
+    head = "| model | system | atoms | batch | frames/s | atoms/s | peak RSS MiB |"
+    sep = "| --- | --- | --- | --- | --- | --- | --- |"
+    if gpu:
+        head += " peak GPU MiB |"
+        sep += " --- |"
+    lines = [head, sep]
+    for r in report["throughput"]:
+        line = (f"| {r['model']} | {r['system']} | {r['atoms']} | {r['batch']} | "
+                f"{r['frames_per_s']:,.1f} | {r['atoms_per_s']:,.0f} | {r['peak_rss_mib']:,.0f} |")
+        if gpu:
+            line += f" {r.get('peak_gpu_mib', 0):,.0f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def models_table(report: dict) -> str:
+    lines = ["| model | architecture | layers | hidden | cutoff (Å) | parameters |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for m in report.get("models", []):
+        lines.append(f"| {m['model']} | {m['architecture']} | {m['layers']} | {m['hidden']} | "
+                     f"{m['cutoff_A']:g} | {m['parameters']:,} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", type=Path)
+    args = parser.parse_args()
+    for path in args.reports:
+        report = json.loads(path.read_text())
+        where = report.get("gpu") or f"CPU, {report['threads']} threads"
+        print(f"### {path.name}: {where}, torch {report['torch']}\n")
+        print(f"Command: `{report['command']}`\n")
+        if report.get("models"):
+            print(models_table(report) + "\n")
+        print(accuracy_table(report) + "\n")
+        print(throughput_table(report) + "\n")
+
+
+if __name__ == "__main__":
+    main()
