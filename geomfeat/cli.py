@@ -2,6 +2,8 @@
 
 ``geomfeat embed TRAJ TOP -o OUT.npy``
     Embed a trajectory (any format MDAnalysis reads) and write ``OUT.npy`` plus ``OUT.json``.
+``geomfeat embed A.xtc B.xtc ... --top TOP -o OUTDIR/``
+    One output per trajectory, ``OUTDIR/A.npy``, ... Complete outputs are skipped (resume).
 ``geomfeat models``
     List the registered encoders and whether each is cached.
 
@@ -14,10 +16,12 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._version import __version__
 from .download import cache_dir, is_cached
 from .errors import GeomfeatError
+from .output import check_destination
 from .pooling import FEATURES, POOLS, REDUCES
 from .registry import get_model_card, list_models
 
@@ -53,13 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"geomfeat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    embed = sub.add_parser("embed", help="embed a trajectory into a .npy file",
-                           description="Embed TRAJ (read with TOP by MDAnalysis) into OUT.npy, "
-                                       "with a JSON sidecar OUT.json.")
-    embed.add_argument("trajectory", metavar="TRAJ", help="trajectory file (xtc, dcd, trr, ...)")
-    embed.add_argument("topology", metavar="TOP", help="topology file (pdb, gro, psf, prmtop, ...)")
-    embed.add_argument("-o", "--output", required=True, metavar="OUT.npy",
-                       help="output .npy (written atomically; sidecar OUT.json)")
+    embed = sub.add_parser(
+        "embed", help="embed trajectories into .npy files",
+        description="Embed TRAJ (read with TOP by MDAnalysis) into OUT.npy with a JSON sidecar "
+                    "OUT.json; or several trajectories (--top TOP) into OUTDIR/<name>.npy. "
+                    "Complete outputs made with the same settings are skipped (resume).")
+    embed.add_argument("inputs", nargs="+", metavar="TRAJ [TOP]",
+                       help="TRAJ TOP, or TRAJ [TRAJ ...] with --top")
+    embed.add_argument("--top", metavar="TOP", help="topology shared by all trajectories")
+    embed.add_argument("-o", "--output", required=True, metavar="OUT",
+                       help="output .npy for one trajectory, else an output folder")
+    embed.add_argument("--overwrite", action="store_true",
+                       help="replace outputs that were made with other settings")
     embed.add_argument("--model", default="visnet-denali",
                        help="registered encoder (see 'geomfeat models'; default visnet-denali)")
     embed.add_argument("--select", default="heavy",
@@ -81,9 +90,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _jobs(args: argparse.Namespace) -> tuple[str, list[tuple[Path, Path]]]:
+    """(topology, [(trajectory, output), ...]) from the command line."""
+    if args.top is None:
+        if len(args.inputs) != 2:
+            raise GeomfeatError("give TRAJ TOP, or several trajectories with --top TOP")
+        trajectories, top = [args.inputs[0]], args.inputs[1]
+    else:
+        trajectories, top = args.inputs, args.top
+    out = Path(args.output)
+    if len(trajectories) == 1 and out.suffix:
+        check_destination(out)  # a file: OUT.npy in an existing folder
+        return top, [(Path(trajectories[0]), out)]
+    if out.suffix == ".npy":
+        raise GeomfeatError(f"-o {out}: several trajectories need an output folder, not a file")
+    if not out.parent.is_dir():
+        raise GeomfeatError(f"output folder does not exist: {out.parent}")
+    jobs = [(Path(t), out / f"{Path(t).stem}.npy") for t in trajectories]
+    seen: dict[Path, Path] = {}
+    for trajectory, target in jobs:
+        if target in seen:
+            raise GeomfeatError(f"{seen[target]} and {trajectory} would both be written to "
+                                f"{target}; embed them into different folders")
+        seen[target] = trajectory
+    out.mkdir(exist_ok=True)
+    return top, jobs
+
+
 def _embed(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from .featurizer import GeomFeaturizer
-    from .output import sidecar_path, write_embeddings
+    from .output import write_embeddings
     from .trajectory import load_universe
 
     get_model_card(args.model)  # unknown model: fail before reading anything
@@ -92,19 +130,36 @@ def _embed(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise GeomfeatError(f"--device {args.device}: no CUDA device is available")
+    top, jobs = _jobs(args)
     featurizer = GeomFeaturizer(
         args.model, select=args.select, pool=args.pool, reduce=args.reduce,
         features=args.features, batch_size=args.batch_size, device=args.device,
-        dtype=args.dtype, progress=not args.quiet,
+        dtype=args.dtype, progress=False,
     )
-    universe = load_universe(args.trajectory, args.topology)
-    reader = featurizer.reader(universe)
-    out = write_embeddings(
-        featurizer, reader, args.output, start=args.start, stop=args.stop, stride=args.stride,
-        metadata={"trajectory": str(args.trajectory), "topology": str(args.topology)},
-    )
+    readers = [featurizer.reader(load_universe(trajectory, top)) for trajectory, _ in jobs]
+    total = sum(len(r.frame_indices(args.start, args.stop, args.stride)) for r in readers)
+    written = skipped = 0
+    bar = tqdm(total=total, unit="frame", desc=args.model, disable=args.quiet, dynamic_ncols=True)
+    try:
+        for (trajectory, out), reader in zip(jobs, readers, strict=True):
+            wrote = write_embeddings(
+                featurizer, reader, out, start=args.start, stop=args.stop, stride=args.stride,
+                metadata={"trajectory": str(trajectory), "topology": str(top)},
+                overwrite=args.overwrite, on_batch=bar.update,
+            )
+            if wrote:
+                written += 1
+            else:
+                skipped += 1
+                bar.update(len(reader.frame_indices(args.start, args.stop, args.stride)))
+    except BaseException:
+        bar.leave = False  # clear the bar: the error is then the one line left
+        raise
+    finally:
+        bar.close()
     if not args.quiet:
-        print(f"wrote {out} and {sidecar_path(out)}", file=sys.stderr)
+        where = jobs[0][1] if len(jobs) == 1 else Path(args.output)
+        print(f"{where}: {written} written, {skipped} already complete", file=sys.stderr)
     return 0
 
 

@@ -3,26 +3,31 @@
 An output ``OUT.npy`` is filled through a memory map at a temporary path beside it
 (``.OUT.npy.partial``) and renamed into place only when every frame is written; its sidecar
 ``OUT.json`` (model, checkpoint SHA-256, selection, pooling, frames, shape, geomfeat version) is
-written last, the same way. A failed run removes its temporary files and leaves any earlier
-output untouched.
+written last, the same way, and marks the output complete. A failed run removes its temporary
+files and leaves any earlier output untouched; a killed run leaves at most a hidden ``.partial``
+file, never a pair that looks complete. Rerunning with the same settings skips complete outputs
+(resume); an output made with other settings is replaced only when asked (``overwrite``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._version import __version__
 from .errors import InputError
-from .featurizer import GeomFeaturizer
-from .trajectory import TrajectoryReader
 
-__all__ = ["sidecar_path", "write_embeddings"]
+if TYPE_CHECKING:
+    from .featurizer import GeomFeaturizer
+    from .trajectory import TrajectoryReader
+
+__all__ = ["check_destination", "is_complete", "settings", "sidecar_path", "write_embeddings"]
 
 
 def sidecar_path(out: str | os.PathLike) -> Path:
@@ -30,7 +35,8 @@ def sidecar_path(out: str | os.PathLike) -> Path:
     return Path(out).with_suffix(".json")
 
 
-def _check_destination(out: Path) -> None:
+def check_destination(out: Path) -> None:
+    """Raise :class:`InputError` unless ``out`` is a ``.npy`` path in an existing folder."""
     if out.suffix != ".npy":
         raise InputError(f"output file must end in .npy: {out}")
     if not out.parent.is_dir():
@@ -45,6 +51,49 @@ def _atomic_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def settings(featurizer: GeomFeaturizer, reader: TrajectoryReader, frames: range,
+             start: int | None, stop: int | None, stride: int | None) -> dict[str, Any]:
+    """What identifies an output: two runs with equal settings write equal files."""
+    card, select = featurizer.card, featurizer.select
+    return {
+        "shape": [len(frames), *featurizer.frame_shape(reader)],
+        "dtype": "float32",
+        "model": card.name,
+        "checkpoint": card.file,
+        "sha256": card.sha256,
+        "select": select if isinstance(select, str) else np.asarray(select).tolist(),
+        "n_atoms": reader.n_atoms,
+        "n_residues": len(reader.residue_labels),
+        "pool": featurizer.pool,
+        "reduce": featurizer.reduce,
+        "features": featurizer.features,
+        "precision": featurizer.dtype,
+        "start": start,
+        "stop": stop,
+        "stride": stride,
+        "frames": len(frames),
+    }
+
+
+def is_complete(out: str | os.PathLike, expected: dict[str, Any]) -> bool:
+    """Whether ``out`` and its sidecar exist and were written with the ``expected`` settings.
+
+    A run that was interrupted leaves at most a hidden ``.partial`` file (or an ``.npy`` without
+    sidecar), never a pair that passes this check.
+    """
+    out = Path(out)
+    side = sidecar_path(out)
+    if not (out.is_file() and side.is_file()):
+        return False
+    try:
+        recorded = json.loads(side.read_text())
+        shape = np.load(out, mmap_mode="r").shape
+    except (OSError, ValueError):
+        return False
+    return (all(recorded.get(k) == v for k, v in expected.items())
+            and list(shape) == expected["shape"])
+
+
 def write_embeddings(
     featurizer: GeomFeaturizer,
     reader: TrajectoryReader,
@@ -54,7 +103,9 @@ def write_embeddings(
     stop: int | None = None,
     stride: int | None = None,
     metadata: dict[str, Any] | None = None,
-) -> Path:
+    overwrite: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> bool:
     """Embed ``reader``'s frames into ``out`` (a ``.npy``), streaming, and write its sidecar.
 
     Parameters
@@ -69,51 +120,49 @@ def write_embeddings(
         Frame slice, applied while reading.
     metadata : dict, optional
         Extra entries for the sidecar (e.g. input file names).
+    overwrite : bool
+        Replace an existing output made with other settings (otherwise an error).
+    on_batch : callable, optional
+        Called with the number of frames of every batch written (progress reporting).
 
     Returns
     -------
-    pathlib.Path
-        The written ``.npy``; the sidecar is :func:`sidecar_path` of it.
+    bool
+        ``True`` if the file was written, ``False`` if a complete output with the same
+        settings was already there (nothing is done then).
     """
     out = Path(out)
-    _check_destination(out)
+    check_destination(out)
     frames = reader.frame_indices(start, stop, stride)
-    shape = (len(frames), *featurizer.frame_shape(reader))
+    expected = settings(featurizer, reader, frames, start, stop, stride)
+    if is_complete(out, expected):
+        return False
+    if out.exists() and sidecar_path(out).exists() and not overwrite:
+        raise InputError(f"{out} exists and was made with other settings (see "
+                         f"{sidecar_path(out).name}); remove it or pass overwrite/--overwrite")
     tmp = out.with_name(f".{out.name}.partial")
     try:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                          shape=tuple(expected["shape"]))
         done = 0
         for _, batch in featurizer.iter_embeddings(reader, frames):
             array[done : done + len(batch)] = batch
             done += len(batch)
+            if on_batch is not None:
+                on_batch(len(batch))
         array.flush()
         del array
+        sidecar_path(out).unlink(missing_ok=True)  # an old sidecar must not describe the new file
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    card = featurizer.card
-    select = featurizer.select
     _atomic_json(sidecar_path(out), {
         "file": out.name,
-        "shape": list(shape),
-        "dtype": "float32",
-        "model": card.name,
-        "checkpoint": card.file,
-        "sha256": card.sha256,
-        "select": select if isinstance(select, str) else np.asarray(select).tolist(),
-        "n_atoms": reader.n_atoms,
-        "n_residues": len(reader.residue_labels),
-        "pool": featurizer.pool,
-        "reduce": featurizer.reduce,
-        "features": featurizer.features,
-        "start": start,
-        "stop": stop,
-        "stride": stride,
-        "frames": len(frames),
+        **expected,
         "units": "positions in Å (nm inputs converted)",
         "geomfeat_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(metadata or {}),
     })
-    return out
+    return True

@@ -109,7 +109,7 @@ def test_failure_mid_run_keeps_earlier_output_and_leaves_no_partial_file(
                 ts.positions[1] = np.nan  # CH3 of ACE, a heavy atom
             writer.write(universe.atoms)
     code, _, err = run_cli(capsys, "embed", str(broken), str(pdb), "-o", str(out),
-                           "--batch-size", "2")
+                           "--batch-size", "2", "--overwrite")
     assert code == 1 and "frame 6" in err and str(broken) in err
     assert out.read_bytes() == before
     assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
