@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     embed.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                        help="encoder precision (output is float32)")
+    embed.add_argument("--no-pbc", dest="pbc", action="store_false",
+                       help="ignore the unit cell (default: minimum-image neighbour lists when "
+                            "the trajectory has one)")
     embed.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("models", help="list the registered encoders and whether each is cached")
@@ -134,7 +137,7 @@ def _embed(args: argparse.Namespace) -> int:
     featurizer = GeomFeaturizer(
         args.model, select=args.select, pool=args.pool, reduce=args.reduce,
         features=args.features, batch_size=args.batch_size, device=args.device,
-        dtype=args.dtype, progress=False,
+        dtype=args.dtype, progress=False, pbc=args.pbc,
     )
     readers = [featurizer.reader(load_universe(trajectory, top)) for trajectory, _ in jobs]
     total = sum(len(r.frame_indices(args.start, args.stop, args.stride)) for r in readers)

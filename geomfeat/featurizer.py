@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .encoders import Encoder, load_encoder
 from .errors import InputError
-from .neighbors import radius_graph
+from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
 from .registry import get_model_card
 from .trajectory import Selection, TrajectoryReader, open_trajectory
@@ -50,6 +50,10 @@ class GeomFeaturizer(Transformer, Model):
         Precision of the encoder. Outputs are always float32.
     progress : bool
         Show a progress bar (frames/s) on stderr.
+    pbc : bool
+        Use periodic boundaries (minimum image) when the trajectory has a unit cell (default).
+        ``False`` ignores the cell: pairs are then taken as the coordinates are stored, which is
+        right only for molecules that are whole and not near their own images.
 
     Notes
     -----
@@ -79,6 +83,7 @@ class GeomFeaturizer(Transformer, Model):
         device: str | None = None,
         dtype: str = "float32",
         progress: bool = False,
+        pbc: bool = True,
     ) -> None:
         self.card = get_model_card(model)
         for name, value, choices in (("pool", pool, POOLS), ("reduce", reduce, REDUCES),
@@ -96,6 +101,7 @@ class GeomFeaturizer(Transformer, Model):
         self.device = device
         self.dtype = dtype
         self.progress = progress
+        self.pbc = pbc
         self._encoder: Encoder | None = None
 
     # ----------------------------------------------------------------------------- encoder
@@ -190,20 +196,35 @@ class GeomFeaturizer(Transformer, Model):
         batch_size = self.default_batch_size(reader)
         with tqdm(total=len(frames), unit="frame", disable=not self.progress,
                   desc=self.model, dynamic_ncols=True) as bar:
-            for numbers, positions in reader.iter_batches(batch_size, frames):
-                _check_finite(positions, numbers, reader.source)
-                yield numbers, self.embed_positions(positions, reader)
-                bar.update(len(numbers))
+            for batch in reader.iter_batches(batch_size, frames):
+                _check_finite(batch.positions, batch.frames, reader.source)
+                boxes = batch.boxes if self.pbc else None
+                if boxes is not None:
+                    _check_box(boxes, self.card.cutoff, batch.frames, reader.source)
+                yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
+                bar.update(len(batch.frames))
 
     @torch.inference_mode()
-    def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader) -> np.ndarray:
-        """Embed one batch ``(B, N, 3)`` of coordinates in Å of ``reader``'s atoms."""
+    def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
+                        boxes: np.ndarray | None = None) -> np.ndarray:
+        """Embed one batch of ``reader``'s atoms.
+
+        Parameters
+        ----------
+        positions : ndarray, shape (B, N, 3)
+            Coordinates in Å.
+        reader : TrajectoryReader
+            Source of the atomic numbers and residues.
+        boxes : ndarray, shape (B, 3, 3), optional
+            Periodic boxes (rows are box vectors, Å) for minimum-image neighbour lists.
+        """
         encoder = self.encoder
         device, dtype = self.torch_device, _DTYPES[self.dtype]
         pos = torch.as_tensor(positions, device=device).to(dtype)
+        box = None if boxes is None else torch.as_tensor(boxes, device=device).to(dtype)
         n_frames, n_atoms = pos.shape[:2]
         z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(n_frames)
-        x, vec = encoder(z, radius_graph(pos, encoder.cutoff))
+        x, vec = encoder(z, radius_graph(pos, encoder.cutoff, box=box))
         x = x.view(n_frames, n_atoms, -1)
         vec = vec.view(n_frames, n_atoms, 3, -1)
         residues = torch.as_tensor(reader.residues, device=device)
@@ -211,6 +232,18 @@ class GeomFeaturizer(Transformer, Model):
         x = pool_atoms(x, self.pool, self.reduce, residues, n_res)
         vec = pool_atoms(vec, self.pool, self.reduce, residues, n_res)
         return combine_features(x, vec, self.features).float().cpu().numpy()
+
+
+def _check_box(boxes: np.ndarray, cutoff: float, numbers: range, source: str) -> None:
+    widths = perpendicular_widths(torch.as_tensor(boxes)).min(dim=-1).values.numpy()
+    small = np.flatnonzero(~(widths >= 2 * cutoff))
+    if small.size:
+        frame = numbers[int(small[0])]
+        raise InputError(
+            f"frame {frame} of {source}: the periodic box is {widths[small[0]]:.2f} Å wide, less "
+            f"than twice the {cutoff} Å cutoff, so minimum images are ambiguous; embed without "
+            "periodic boundaries (pbc=False / --no-pbc) if the molecule is whole"
+        )
 
 
 def _check_finite(positions: np.ndarray, numbers: range, source: str) -> None:

@@ -68,6 +68,7 @@ def settings(featurizer: GeomFeaturizer, reader: TrajectoryReader, frames: range
         "reduce": featurizer.reduce,
         "features": featurizer.features,
         "precision": featurizer.dtype,
+        "pbc": featurizer.pbc,
         "start": start,
         "stop": stop,
         "stride": stride,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,9 +31,28 @@ import numpy as np
 from .elements import atomic_number, check_atomic_numbers, guess_atomic_number
 from .errors import InputError
 
-__all__ = ["TrajectoryReader", "load_universe", "open_trajectory"]
+__all__ = ["Batch", "Frames", "TrajectoryReader", "load_universe", "open_trajectory"]
 
 Selection = str | Sequence[int] | np.ndarray
+
+
+@dataclass
+class Batch:
+    """Coordinates of consecutive selected frames.
+
+    Attributes
+    ----------
+    frames : range
+        Frame numbers in the trajectory.
+    positions : ndarray, shape (B, N, 3)
+        Coordinates of the selected atoms in Å.
+    boxes : ndarray, shape (B, 3, 3), or None
+        Periodic box of each frame, box vectors as rows in Å; ``None`` without a unit cell.
+    """
+
+    frames: range
+    positions: np.ndarray
+    boxes: np.ndarray | None = None
 
 
 class TrajectoryReader(ABC):
@@ -76,8 +96,8 @@ class TrajectoryReader(ABC):
         return range(self.n_frames_total)[start:stop:step]
 
     @abstractmethod
-    def iter_batches(self, batch_size: int, frames: range) -> Iterator[tuple[range, np.ndarray]]:
-        """Yield ``(frame_numbers, positions)`` with positions of shape ``(B, N, 3)`` in Å."""
+    def iter_batches(self, batch_size: int, frames: range) -> Iterator[Batch]:
+        """Yield the ``frames`` in batches of at most ``batch_size``."""
 
     def _set_selection(self, z_all: np.ndarray, labels_all: list[str], residue_ids: np.ndarray,
                        residue_names: list[str], select: Selection, toolkit_select) -> np.ndarray:
@@ -157,8 +177,11 @@ class MDTrajReader(TrajectoryReader):
     def iter_batches(self, batch_size, frames):
         for lo in range(0, len(frames), batch_size):
             chunk = frames[lo : lo + batch_size]
-            xyz = self.traj.xyz[chunk.start : chunk.stop : chunk.step]
-            yield chunk, np.asarray(xyz[:, self.index], dtype=np.float64) * 10.0  # nm → Å
+            part = slice(chunk.start, chunk.stop, chunk.step)
+            xyz = self.traj.xyz[part][:, self.index]
+            cells = self.traj.unitcell_vectors
+            boxes = None if cells is None else np.asarray(cells[part], dtype=np.float64) * 10.0
+            yield Batch(chunk, np.asarray(xyz, dtype=np.float64) * 10.0, boxes)  # nm → Å
 
 
 def _mdtraj_z(atom) -> int:
@@ -189,12 +212,19 @@ class MDAnalysisReader(TrajectoryReader):
 
     def iter_batches(self, batch_size, frames):
         trajectory = self.universe.trajectory
-        buffer = np.empty((min(batch_size, max(1, len(frames))), len(self.group), 3))
         for lo in range(0, len(frames), batch_size):
             chunk = frames[lo : lo + batch_size]
-            for k, _ts in enumerate(trajectory[chunk.start : chunk.stop : chunk.step]):
-                buffer[k] = self.group.positions
-            yield chunk, buffer[: len(chunk)].copy()
+            positions = np.empty((len(chunk), len(self.group), 3))
+            boxes: np.ndarray | None = np.empty((len(chunk), 3, 3))
+            for k, ts in enumerate(trajectory[chunk.start : chunk.stop : chunk.step]):
+                positions[k] = self.group.positions
+                if boxes is not None:
+                    box = ts.triclinic_dimensions
+                    if box is None or not np.any(box):
+                        boxes = None
+                    else:
+                        boxes[k] = box
+            yield Batch(chunk, positions, boxes)
 
 
 def _group_positions(group, subgroup) -> np.ndarray:
@@ -222,17 +252,41 @@ def _mdanalysis_z(group) -> np.ndarray:
     return z
 
 
-class ArrayReader(TrajectoryReader):
-    """Reader for ``(positions, atomic_numbers[, residue_ids])`` arrays (positions in Å)."""
+@dataclass
+class Frames:
+    """In-memory frames without a toolkit.
 
-    def __init__(self, data: tuple, select: Selection = "heavy") -> None:
-        if len(data) not in (2, 3):
-            raise InputError("array input is (positions[F, N, 3] in Å, atomic_numbers[N]) "
-                             "or (positions, atomic_numbers, residue_ids[N])")
-        pos = np.asarray(data[0])
+    Attributes
+    ----------
+    positions : array, shape (F, N, 3) or (N, 3)
+        Coordinates in Å.
+    atomic_numbers : array of int, shape (N,)
+        Elements of the atoms.
+    residue_ids : array of int, shape (N,), optional
+        Residue of every atom (needed for ``pool="residue"``).
+    boxes : array, shape (F, 3, 3) or (3, 3), optional
+        Periodic box of every frame (rows are box vectors, Å).
+    """
+
+    positions: np.ndarray
+    atomic_numbers: np.ndarray
+    residue_ids: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+
+
+class ArrayReader(TrajectoryReader):
+    """Reader for :class:`Frames` or ``(positions, atomic_numbers[, residue_ids])`` tuples (Å)."""
+
+    def __init__(self, data: Frames | tuple, select: Selection = "heavy") -> None:
+        if isinstance(data, tuple):
+            if len(data) not in (2, 3):
+                raise InputError("array input is (positions[F, N, 3] in Å, atomic_numbers[N]) "
+                                 "or (positions, atomic_numbers, residue_ids[N])")
+            data = Frames(*data)
+        pos = np.asarray(data.positions)
         if pos.ndim == 2:
             pos = pos[None]
-        z_all = np.asarray(data[1])
+        z_all = np.asarray(data.atomic_numbers)
         if pos.ndim != 3 or pos.shape[-1] != 3:
             raise InputError(f"positions must have shape (F, N, 3) or (N, 3), got {pos.shape}")
         if z_all.ndim != 1 or not np.issubdtype(z_all.dtype, np.integer):
@@ -240,15 +294,17 @@ class ArrayReader(TrajectoryReader):
         if z_all.shape[0] != pos.shape[1]:
             raise InputError(f"positions have {pos.shape[1]} atoms but atomic_numbers has "
                              f"{z_all.shape[0]}")
-        residue_ids = (np.asarray(data[2], dtype=np.int64) if len(data) == 3
+        self.has_residues = data.residue_ids is not None
+        residue_ids = (np.asarray(data.residue_ids, dtype=np.int64) if self.has_residues
                        else np.zeros(pos.shape[1], dtype=np.int64))
         if residue_ids.shape != z_all.shape:
             raise InputError("residue_ids must have one entry per atom")
         self.positions = pos
+        self.boxes = None if data.boxes is None else np.broadcast_to(
+            np.asarray(data.boxes, dtype=np.float64), (pos.shape[0], 3, 3))
         self.source = f"array input ({pos.shape[0]} frames, {pos.shape[1]} atoms)"
         labels = [f"atom {i} (Z={z})" for i, z in enumerate(z_all)]
         names = [f"residue {r}" for r in residue_ids]
-        self.has_residues = len(data) == 3
         self.index = self._set_selection(z_all.astype(np.int64), labels, residue_ids, names,
                                          select, None)
 
@@ -259,14 +315,16 @@ class ArrayReader(TrajectoryReader):
     def iter_batches(self, batch_size, frames):
         for lo in range(0, len(frames), batch_size):
             chunk = frames[lo : lo + batch_size]
-            yield chunk, self.positions[chunk.start : chunk.stop : chunk.step][:, self.index]
+            part = slice(chunk.start, chunk.stop, chunk.step)
+            yield Batch(chunk, self.positions[part][:, self.index],
+                        None if self.boxes is None else self.boxes[part])
 
 
 def open_trajectory(obj: Any, select: Selection = "heavy") -> TrajectoryReader:
     """Wrap an mdtraj Trajectory, MDAnalysis Universe/AtomGroup or array tuple in a reader."""
     if isinstance(obj, TrajectoryReader):
         return obj
-    if isinstance(obj, tuple):
+    if isinstance(obj, (tuple, Frames)):
         return ArrayReader(obj, select)
     module = type(obj).__module__.split(".")[0]
     if module == "mdtraj":
