@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--stop", type=_nonnegative_int, default=None, help="frame to stop before")
     embed.add_argument("--stride", type=_positive_int, default=None, help="take every n-th frame")
     embed.add_argument("--batch-size", type=_positive_int, default=None,
-                       help="frames per encoder batch (default: about 4096 atoms)")
+                       help="frames per encoder batch (default: sized to --memory-budget)")
+    embed.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+                       help="GiB one batch may use (default 2 on CPU, 40%% of a GPU's memory)")
     embed.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     embed.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                        help="encoder precision (output is float32)")
@@ -136,7 +138,8 @@ def _embed(args: argparse.Namespace) -> int:
     top, jobs = _jobs(args)
     featurizer = GeomFeaturizer(
         args.model, select=args.select, pool=args.pool, reduce=args.reduce,
-        features=args.features, batch_size=args.batch_size, device=args.device,
+        features=args.features, batch_size=args.batch_size, memory_budget=args.memory_budget,
+        device=args.device,
         dtype=args.dtype, progress=False, pbc=args.pbc,
     )
     readers = [featurizer.reader(load_universe(trajectory, top)) for trajectory, _ in jobs]

@@ -19,8 +19,12 @@ from .trajectory import Selection, TrajectoryReader, open_trajectory
 
 __all__ = ["GeomFeaturizer"]
 
-#: Atoms (frames × selected atoms) per batch when ``batch_size`` is not given.
-DEFAULT_ATOMS_PER_BATCH = 4096
+#: Largest number of frames per batch chosen automatically.
+MAX_AUTO_BATCH = 16384
+#: Default memory budget of one batch on the CPU, GiB.
+CPU_MEMORY_BUDGET_GIB = 2.0
+#: Default memory budget of one batch on a GPU, as a fraction of the device's memory.
+GPU_MEMORY_FRACTION = 0.4
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -43,7 +47,11 @@ class GeomFeaturizer(Transformer, Model):
         Scalar channels ``H``; scalars plus norms of the pooled vector channels ``2H``; or
         scalar and vector channels stacked ``(4, H)``. See :mod:`geomfeat.pooling`.
     batch_size : int, optional
-        Frames per encoder batch. Default: about 4096 atoms per batch.
+        Frames per encoder batch. Default: chosen after the first frame from its number of
+        neighbour pairs so that a batch fits ``memory_budget``.
+    memory_budget : float, optional
+        GiB that one batch may use for the encoder's temporaries when ``batch_size`` is not
+        given. Default: 2 GiB on the CPU, 40 % of the GPU's memory on CUDA.
     device : str, optional
         ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available, else CPU).
     dtype : {"float32", "float64"}
@@ -80,6 +88,7 @@ class GeomFeaturizer(Transformer, Model):
         reduce: str = "sum",
         features: str = "scalar",
         batch_size: int | None = None,
+        memory_budget: float | None = None,
         device: str | None = None,
         dtype: str = "float32",
         progress: bool = False,
@@ -98,11 +107,13 @@ class GeomFeaturizer(Transformer, Model):
         self.reduce = reduce
         self.features = features
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.device = device
         self.dtype = dtype
         self.progress = progress
         self.pbc = pbc
         self._encoder: Encoder | None = None
+        self._edges_per_frame = 0.0
 
     # ----------------------------------------------------------------------------- encoder
     @property
@@ -142,11 +153,20 @@ class GeomFeaturizer(Transformer, Model):
                 "atom": (reader.n_atoms,)}[self.pool]
         return (*lead, *tail)
 
-    def default_batch_size(self, reader: TrajectoryReader) -> int:
-        """Frames per batch: ``batch_size`` or about 4096 atoms per batch."""
-        if self.batch_size is not None:
-            return int(self.batch_size)
-        return max(1, min(1024, DEFAULT_ATOMS_PER_BATCH // reader.n_atoms))
+    def budget_bytes(self) -> float:
+        """Memory one batch may use, in bytes (see ``memory_budget``)."""
+        if self.memory_budget is not None:
+            return float(self.memory_budget) * 2**30
+        device = self.torch_device
+        if device.type == "cuda":
+            return GPU_MEMORY_FRACTION * torch.cuda.get_device_properties(device).total_memory
+        return CPU_MEMORY_BUDGET_GIB * 2**30
+
+    def auto_batch_size(self, edges_per_frame: float) -> int:
+        """Frames per batch that fit :meth:`budget_bytes` at ``edges_per_frame`` edges a frame."""
+        scale = self.encoder.bytes_per_edge * (2 if self.dtype == "float64" else 1)
+        frames = self.budget_bytes() / (max(edges_per_frame, 1.0) * scale)
+        return int(min(MAX_AUTO_BATCH, max(1, frames)))
 
     # ----------------------------------------------------------------------------- deeptime API
     def fit(self, data: Any = None, **kwargs: Any) -> GeomFeaturizer:
@@ -192,17 +212,27 @@ class GeomFeaturizer(Transformer, Model):
 
     def iter_embeddings(self, reader: TrajectoryReader, frames: range
                         ) -> Iterator[tuple[range, np.ndarray]]:
-        """Stream ``(frame_numbers, embeddings)`` batches of ``reader``'s ``frames``."""
-        batch_size = self.default_batch_size(reader)
+        """Stream ``(frame_numbers, embeddings)`` batches of ``reader``'s ``frames``.
+
+        Without a fixed ``batch_size`` the first frame is embedded alone and its number of
+        neighbour pairs sets the batch size of the others (see :meth:`auto_batch_size`).
+        """
         with tqdm(total=len(frames), unit="frame", disable=not self.progress,
                   desc=self.model, dynamic_ncols=True) as bar:
-            for batch in reader.iter_batches(batch_size, frames):
-                _check_finite(batch.positions, batch.frames, reader.source)
-                boxes = batch.boxes if self.pbc else None
-                if boxes is not None:
-                    _check_box(boxes, self.card.cutoff, batch.frames, reader.source)
-                yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
-                bar.update(len(batch.frames))
+            if self.batch_size is not None:
+                parts = [(int(self.batch_size), frames)]
+            else:
+                parts = [(1, frames[:1]), (0, frames[1:])]
+            for batch_size, part in parts:
+                if batch_size == 0:
+                    batch_size = self.auto_batch_size(self._edges_per_frame)
+                for batch in reader.iter_batches(batch_size, part):
+                    _check_finite(batch.positions, batch.frames, reader.source)
+                    boxes = batch.boxes if self.pbc else None
+                    if boxes is not None:
+                        _check_box(boxes, self.card.cutoff, batch.frames, reader.source)
+                    yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
+                    bar.update(len(batch.frames))
 
     @torch.inference_mode()
     def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
@@ -224,7 +254,9 @@ class GeomFeaturizer(Transformer, Model):
         box = None if boxes is None else torch.as_tensor(boxes, device=device).to(dtype)
         n_frames, n_atoms = pos.shape[:2]
         z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(n_frames)
-        x, vec = encoder(z, radius_graph(pos, encoder.cutoff, box=box))
+        edges = radius_graph(pos, encoder.cutoff, box=box)
+        self._edges_per_frame = edges.index.shape[1] / n_frames
+        x, vec = encoder(z, edges)
         x = x.view(n_frames, n_atoms, -1)
         vec = vec.view(n_frames, n_atoms, 3, -1)
         residues = torch.as_tensor(reader.residues, device=device)

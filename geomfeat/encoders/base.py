@@ -12,12 +12,16 @@ __all__ = ["Encoder"]
 class Encoder(nn.Module):
     """A frozen representation model: per-atom scalar and vector features from a geometry.
 
-    Subclasses set :attr:`cutoff` (Å) and :attr:`hidden_channels` and implement :meth:`forward`.
+    Subclasses set :attr:`cutoff` (Å), :attr:`hidden_channels` and :attr:`bytes_per_edge` and
+    implement :meth:`forward`.
     Their parameter names are those of the checkpoints' ``representation_model.*`` tensors.
     """
 
     cutoff: float
     hidden_channels: int
+    #: Peak memory of the forward pass per edge in float32 (bytes), for batch sizing; measured
+    #: on a GPU with 64 channels (doubled for float64).
+    bytes_per_edge: int = 6200
 
     def forward(self, z: Tensor, edges: Edges) -> tuple[Tensor, Tensor]:
         """Encode a batch of graphs.
