@@ -20,15 +20,18 @@ __all__ = ["MAX_Z", "atomic_number", "check_atomic_numbers", "guess_atomic_numbe
 MAX_Z = 100
 
 
+#: Element symbols in order of atomic number (index 0 is a placeholder).
+_SYMBOLS = (
+    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
+    "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu "
+    "Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu "
+    "Am Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og"
+).split()
+
+
 @cache
 def _symbol_table() -> dict[str, int]:
-    from mdtraj.core import element
-
-    table = {}
-    for el in element.Element._elements_by_symbol.values():
-        if el.atomic_number > 0:
-            table[el.symbol.upper()] = int(el.atomic_number)
-    return table
+    return {symbol.upper(): z for z, symbol in enumerate(_SYMBOLS) if z > 0}
 
 
 def atomic_number(symbol: str) -> int:
