@@ -1,4 +1,4 @@
-"""Markdown tables from the JSON that ``benchmarks/encoders.py`` writes.
+"""Markdown tables from the JSON that ``benchmarks/encoders.py`` and ``throughput.py`` write.
 
     python benchmarks/report.py benchmarks/results/encoders_*.json
 
@@ -53,6 +53,43 @@ def models_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def comparison_table(report: dict) -> str:
+    """Rows of ``throughput.py``: frames/s of every method and its ratio to the naive baseline."""
+    gpu = bool(report.get("gpu"))
+    lines = ["| system | atoms | batch | method | frames/s | × naive | atoms/s | peak RSS MiB"
+             + (" | peak GPU MiB |" if gpu else " |"),
+             "| --- | --- | --- | --- | --- | --- | --- | ---" + (" | --- |" if gpu else " |")]
+    runs = [r for r in report["runs"] if "error" not in r]
+    naive = {(r["system"], r["batch"]): r["frames_per_s"] for r in runs if r["method"] == "naive"}
+    for r in runs:
+        name = r["model"] if r["method"] == "geomfeat" else (
+            "naive PyG ViSNet" if r["method"] == "naive" else "mdtraj distances")
+        ratio = naive.get((r["system"], r["batch"]))
+        line = (f"| {r['system']} | {r['atoms']} | {r['batch']} | {name} | "
+                f"{r['frames_per_s']:,.1f} | {r['frames_per_s'] / ratio:.2f} | "
+                f"{r['atoms_per_s']:,.0f} | {r['peak_rss_mib']:,.0f} |" if ratio else
+                f"| {r['system']} | {r['atoms']} | {r['batch']} | {name} | "
+                f"{r['frames_per_s']:,.1f} | – | {r['atoms_per_s']:,.0f} | "
+                f"{r['peak_rss_mib']:,.0f} |")
+        if gpu:
+            line += f" {r.get('peak_gpu_mib', 0):,.0f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def rss_table(report: dict) -> str:
+    rows = report.get("embed_rss", [])
+    if not rows:
+        return ""
+    lines = ["| frames | seconds | frames/s | peak RSS MiB | RSS / first row |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['frames']:,} | {r['seconds']} | {r['frames_per_s']:,.0f} | "
+                     f"{r['peak_rss_mib']:,.1f} | "
+                     f"{r['peak_rss_mib'] / rows[0]['peak_rss_mib']:.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", type=Path)
@@ -62,6 +99,11 @@ def main() -> None:
         where = report.get("gpu") or f"CPU, {report['threads']} threads"
         print(f"### {path.name}: {where}, torch {report['torch']}\n")
         print(f"Command: `{report['command']}`\n")
+        if "runs" in report:  # throughput.py
+            print(comparison_table(report) + "\n")
+            if report.get("embed_rss"):
+                print(rss_table(report) + "\n")
+            continue
         if report.get("models"):
             print(models_table(report) + "\n")
         print(accuracy_table(report) + "\n")
