@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _report import emit, environment
 
 from geomfeat import GeomFeaturizer, get_model_card, list_models, load_encoder
 
@@ -108,11 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
 
-    report = {"device": args.device, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "python": platform.python_version(),
-              "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-              "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-              "models": [], "accuracy": [], "throughput": []}
+    report = {**environment(args.device), "models": [], "accuracy": [], "throughput": []}
     for model in args.models:
         card = get_model_card(model)
         encoder = load_encoder(model, progress=False)
@@ -128,10 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                 report["throughput"].append(throughput(model, ref, case, batch, args.device,
                                                        args.batches, args.min_seconds))
         print(json.dumps({"done": model}), file=sys.stderr, flush=True)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

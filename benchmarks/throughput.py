@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import emit, environment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "ala2"
@@ -209,12 +209,8 @@ def main() -> None:
         print(json.dumps(worker(method, system, int(batch), device, model, Path(oracle),
                                 float(seconds))))
         return
-    import torch
 
-    report = {"device": args.device, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "python": platform.python_version(),
-              "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-              "command": " ".join(["throughput.py", *sys.argv[1:]]), "runs": [], "embed_rss": []}
+    report = {**environment(args.device), "runs": [], "embed_rss": []}
     for spec in args.configs:
         system, sizes = spec.split(":")
         for batch in sizes.split(","):
@@ -232,10 +228,7 @@ def main() -> None:
             row = embed_rss(args.rss_trajectory, args.rss_topology, n, args.device)
             report["embed_rss"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":
