@@ -19,8 +19,8 @@ class Encoder(nn.Module):
 
     cutoff: float
     hidden_channels: int
-    #: Peak memory of the forward pass per edge in float32 (bytes), for batch sizing; measured
-    #: on a GPU with 64 channels (doubled for float64).
+    #: Peak memory of the forward pass per edge in float32 (bytes), used for batch sizing
+    #: (doubled for float64). Subclasses give their measured value; this default is cautious.
     bytes_per_edge: int = 6200
 
     def forward(self, z: Tensor, edges: Edges) -> tuple[Tensor, Tensor]:

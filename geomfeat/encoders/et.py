@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from ..neighbors import Edges
 from .base import Encoder
-from .layers import ExpNormalSmearing, edge_chunks, unit_vectors
+from .layers import ExpNormalSmearing, chunk_elements, edge_chunks, unit_vectors
 
 __all__ = ["EquivariantAttention", "EquivariantTransformerEncoder"]
 
@@ -107,7 +107,7 @@ class EquivariantAttention(nn.Module):
 
         agg_x = x.new_zeros(n, h)
         agg_vec = vec.new_zeros(n, 3, h)
-        for chunk in edge_chunks(source.numel(), 3 * h):
+        for chunk in edge_chunks(source.numel(), 3 * h, chunk_elements(x.device)):
             src, trg = source[chunk], target[chunk]
             e = src.numel()
             dk = F.silu(self.dk_proj(rbf[chunk])).view(e, heads, dim)

@@ -29,7 +29,13 @@ from torch.nn import functional as F
 
 from ..neighbors import Edges
 from .base import Encoder
-from .layers import CosineCutoff, ExpNormalSmearing, edge_chunks, unit_vectors
+from .layers import (
+    CosineCutoff,
+    ExpNormalSmearing,
+    chunk_elements,
+    edge_chunks,
+    unit_vectors,
+)
 
 __all__ = ["TensorEmbedding", "TensorInteraction", "TensorNetEncoder", "compose", "decompose"]
 
@@ -213,7 +219,7 @@ class TensorEmbedding(nn.Module):
         envelope = self.cutoff(distance)
 
         parts = atom.new_zeros(n, 10, h)
-        for chunk in edge_chunks(source.numel(), 10 * h):
+        for chunk in edge_chunks(source.numel(), 10 * h, chunk_elements(atom.device)):
             src, trg = source[chunk], target[chunk]
             pair = self.emb2(torch.cat((atom[trg], atom[src]), dim=-1))
             pair = pair * envelope[chunk].unsqueeze(-1)  # (e, H)
@@ -288,7 +294,7 @@ class TensorInteraction(nn.Module):
         y = compose(parts)
 
         gathered = parts.new_zeros(n, 10, h)
-        for chunk in edge_chunks(source.numel(), 10 * h):
+        for chunk in edge_chunks(source.numel(), 10 * h, chunk_elements(parts.device)):
             factor = rbf[chunk]
             for linear in self.linears_scalar[:-1]:
                 factor = F.silu(linear(factor))
