@@ -12,6 +12,7 @@ import functools
 import http.server
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,22 @@ def oracle():
 def example_files() -> tuple[Path, Path]:
     """The bundled example: (trajectory, topology)."""
     return EXAMPLE / "ala2.xtc", EXAMPLE / "ala2.pdb"
+
+
+def quiet_universe(*files):
+    """An MDAnalysis Universe of ``files`` without its warnings (missing masses, offsets)."""
+    import MDAnalysis as mda
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mda.Universe(*map(str, files))
+
+
+@pytest.fixture()
+def universe(example_files):
+    """The bundled example as a fresh MDAnalysis Universe (Å)."""
+    xtc, pdb = example_files
+    return quiet_universe(pdb, xtc)
 
 
 def random_rotation(seed: int = 0) -> np.ndarray:

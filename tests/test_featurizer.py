@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
-import MDAnalysis as mda
 import mdtraj as md
 import numpy as np
 import pytest
@@ -18,14 +15,6 @@ H = 64
 def traj(example_files):
     xtc, pdb = example_files
     return md.load(xtc, top=pdb)[:12]
-
-
-@pytest.fixture()
-def universe(example_files):
-    xtc, pdb = example_files
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mda.Universe(str(pdb), str(xtc))
 
 
 @pytest.mark.parametrize("pool, lead", [("graph", ()), ("residue", (3,)), ("atom", (10,))])

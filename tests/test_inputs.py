@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
-import MDAnalysis as mda
 import mdtraj as md
 import numpy as np
 import pytest
+from conftest import quiet_universe
 
 from geomfeat import GeomFeaturizer, InputError, UnknownModelError
 from geomfeat.trajectory import load_universe, open_trajectory
@@ -24,12 +22,6 @@ def gro(example_files, tmp_path_factory):
     traj[0].save_gro(str(folder / "ala2.gro"))
     traj.save_xtc(str(folder / "ala2.xtc"))
     return folder / "ala2.gro", folder / "ala2.xtc", traj
-
-
-def quiet_universe(*files):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mda.Universe(*map(str, files))
 
 
 def test_elements_come_from_the_topology(example_files):

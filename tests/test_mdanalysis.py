@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
-import MDAnalysis as mda
 import numpy as np
-import pytest
 
 from geomfeat import GeomFeaturizer
 from geomfeat.mdanalysis import GeomEmbedding
-
-
-@pytest.fixture()
-def universe(example_files):
-    xtc, pdb = example_files
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mda.Universe(str(pdb), str(xtc))
 
 
 def test_serial_run_equals_featurizer(universe, weights_url):
