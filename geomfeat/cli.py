@@ -4,6 +4,8 @@
     Embed a trajectory (any format MDAnalysis reads) and write ``OUT.npy`` plus ``OUT.json``.
 ``geomfeat embed A.xtc B.xtc ... --top TOP -o OUTDIR/``
     One output per trajectory, ``OUTDIR/A.npy``, ... Complete outputs are skipped (resume).
+``geomfeat embed ... --workers N`` / ``--scheduler ADDRESS``
+    The same on a local Dask cluster of N processes, or on an existing one.
 ``geomfeat models``
     List the registered encoders and whether each is cached.
 
@@ -15,8 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 from .download import cache_dir, is_cached
@@ -90,13 +94,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ignore the unit cell (default: minimum-image neighbour lists when "
                             "the trajectory has one)")
     embed.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    dask = embed.add_argument_group("parallel runs (Dask)")
+    dask.add_argument("--scheduler", metavar="ADDRESS",
+                      help="run on an existing dask.distributed scheduler, e.g. tcp://host:8786")
+    dask.add_argument("--workers", type=_positive_int, metavar="N",
+                      help="start a local Dask cluster of N worker processes")
+    dask.add_argument("--threads", type=_positive_int, metavar="N",
+                      help="PyTorch threads per task (default: the cores divided among the "
+                           "--workers; all cores for --scheduler or a serial run). Outputs are "
+                           "bit for bit equal between runs with equal --threads")
+    dask.add_argument("--frames-per-task", type=_positive_int, metavar="N",
+                      help="split trajectories into tasks of about N frames (default: one "
+                           "task per trajectory)")
 
     sub.add_parser("models", help="list the registered encoders and whether each is cached")
     return parser
 
 
-def _jobs(args: argparse.Namespace) -> tuple[str, list[tuple[Path, Path]]]:
-    """(topology, [(trajectory, output), ...]) from the command line."""
+def _jobs(args: argparse.Namespace) -> tuple[str, list[tuple[Path, Path]], Path | None]:
+    """(topology, [(trajectory, output), ...], manifest or None) from the command line."""
+    from .cluster import MANIFEST_NAME, output_paths
+
     if args.top is None:
         if len(args.inputs) != 2:
             raise GeomfeatError("give TRAJ TOP, or several trajectories with --top TOP")
@@ -106,66 +124,71 @@ def _jobs(args: argparse.Namespace) -> tuple[str, list[tuple[Path, Path]]]:
     out = Path(args.output)
     if len(trajectories) == 1 and out.suffix:
         check_destination(out)  # a file: OUT.npy in an existing folder
-        return top, [(Path(trajectories[0]), out)]
+        return top, [(Path(trajectories[0]), out)], None
     if out.suffix == ".npy":
         raise GeomfeatError(f"-o {out}: several trajectories need an output folder, not a file")
     if not out.parent.is_dir():
         raise GeomfeatError(f"output folder does not exist: {out.parent}")
-    jobs = [(Path(t), out / f"{Path(t).stem}.npy") for t in trajectories]
-    seen: dict[Path, Path] = {}
-    for trajectory, target in jobs:
-        if target in seen:
-            raise GeomfeatError(f"{seen[target]} and {trajectory} would both be written to "
-                                f"{target}; embed them into different folders")
-        seen[target] = trajectory
+    jobs = output_paths(trajectories, out)
     out.mkdir(exist_ok=True)
-    return top, jobs
+    return top, jobs, out / MANIFEST_NAME
+
+
+@contextmanager
+def _client(args: argparse.Namespace) -> Iterator[Any]:
+    """A Dask client for --scheduler / --workers, else ``None`` (run here)."""
+    if args.scheduler is None and args.workers is None:
+        yield None
+        return
+    if args.scheduler is not None and args.workers is not None:
+        raise GeomfeatError("give --scheduler or --workers, not both")
+    try:
+        from distributed import Client
+
+        from .cluster import local_cluster
+    except ImportError:
+        raise GeomfeatError("--scheduler and --workers need Dask: "
+                            "pip install 'geomfeat[dask]'") from None
+    if args.scheduler is not None:
+        with Client(args.scheduler) as client:  # waits distributed.comm.timeouts.connect
+            yield client
+        return
+    if args.threads is None:  # share this machine's cores between the workers
+        import torch
+
+        args.threads = max(1, torch.get_num_threads() // args.workers)
+    with local_cluster(args.workers) as cluster, Client(cluster) as client:
+        if not args.quiet:
+            print(f"Dask dashboard: {cluster.dashboard_link}", file=sys.stderr)
+        yield client
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
+    from .cluster import embed_jobs
     from .featurizer import GeomFeaturizer
-    from .output import write_embeddings
-    from .trajectory import load_universe
 
     get_model_card(args.model)  # unknown model: fail before reading anything
     if args.device is not None and args.device.startswith("cuda"):
         import torch
 
-        if not torch.cuda.is_available():
+        if not torch.cuda.is_available() and args.scheduler is None:
             raise GeomfeatError(f"--device {args.device}: no CUDA device is available")
-    top, jobs = _jobs(args)
+    top, jobs, manifest = _jobs(args)
     featurizer = GeomFeaturizer(
         args.model, select=args.select, pool=args.pool, reduce=args.reduce,
         features=args.features, batch_size=args.batch_size, memory_budget=args.memory_budget,
-        device=args.device,
-        dtype=args.dtype, progress=False, pbc=args.pbc,
+        device=args.device, dtype=args.dtype, progress=False, pbc=args.pbc,
     )
-    readers = [featurizer.reader(load_universe(trajectory, top)) for trajectory, _ in jobs]
-    total = sum(len(r.frame_indices(args.start, args.stop, args.stride)) for r in readers)
-    written = skipped = 0
-    bar = tqdm(total=total, unit="frame", desc=args.model, disable=args.quiet, dynamic_ncols=True)
-    try:
-        for (trajectory, out), reader in zip(jobs, readers, strict=True):
-            wrote = write_embeddings(
-                featurizer, reader, out, start=args.start, stop=args.stop, stride=args.stride,
-                metadata={"trajectory": str(trajectory), "topology": str(top)},
-                overwrite=args.overwrite, on_batch=bar.update,
-            )
-            if wrote:
-                written += 1
-            else:
-                skipped += 1
-                bar.update(len(reader.frame_indices(args.start, args.stop, args.stride)))
-    except BaseException:
-        bar.leave = False  # clear the bar: the error is then the one line left
-        raise
-    finally:
-        bar.close()
+    with _client(args) as client:
+        result = embed_jobs(
+            featurizer, jobs, top, start=args.start, stop=args.stop, stride=args.stride,
+            overwrite=args.overwrite, client=client, frames_per_task=args.frames_per_task,
+            threads=args.threads, progress=not args.quiet, manifest=manifest,
+        )
     if not args.quiet:
         where = jobs[0][1] if len(jobs) == 1 else Path(args.output)
-        print(f"{where}: {written} written, {skipped} already complete", file=sys.stderr)
+        print(f"{where}: {result.count('written')} written, {result.count('complete')} "
+              "already complete", file=sys.stderr)
     return 0
 
 

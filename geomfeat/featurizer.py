@@ -10,7 +10,7 @@ import torch
 from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
-from .encoders import Encoder, load_encoder
+from .encoders import ARCHITECTURES, Encoder, load_encoder
 from .errors import InputError
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
@@ -47,8 +47,8 @@ class GeomFeaturizer(Transformer, Model):
         Scalar channels ``H``; scalars plus norms of the pooled vector channels ``2H``; or
         scalar and vector channels stacked ``(4, H)``. See :mod:`geomfeat.pooling`.
     batch_size : int, optional
-        Frames per encoder batch. Default: chosen after the first frame from its number of
-        neighbour pairs so that a batch fits ``memory_budget``.
+        Frames per encoder batch. Default: chosen from the first frame's number of neighbour
+        pairs so that a batch fits ``memory_budget``.
     memory_budget : float, optional
         GiB that one batch may use for the encoder's temporaries when ``batch_size`` is not
         given. Default: 2 GiB on the CPU, 40 % of the GPU's memory on CUDA.
@@ -113,7 +113,6 @@ class GeomFeaturizer(Transformer, Model):
         self.progress = progress
         self.pbc = pbc
         self._encoder: Encoder | None = None
-        self._edges_per_frame = 0.0
 
     # ----------------------------------------------------------------------------- encoder
     @property
@@ -164,9 +163,29 @@ class GeomFeaturizer(Transformer, Model):
 
     def auto_batch_size(self, edges_per_frame: float) -> int:
         """Frames per batch that fit :meth:`budget_bytes` at ``edges_per_frame`` edges a frame."""
-        scale = self.encoder.bytes_per_edge * (2 if self.dtype == "float64" else 1)
+        per_edge = ARCHITECTURES[self.card.architecture].bytes_per_edge
+        scale = per_edge * (2 if self.dtype == "float64" else 1)
         frames = self.budget_bytes() / (max(edges_per_frame, 1.0) * scale)
         return int(min(MAX_AUTO_BATCH, max(1, frames)))
+
+    def resolve_batch_size(self, reader: TrajectoryReader, frames: range) -> int:
+        """Frames per batch for ``frames`` of ``reader``: ``batch_size``, or sized to the budget.
+
+        Without a fixed ``batch_size`` the neighbour pairs of the first frame (no encoder
+        needed) set it through :meth:`auto_batch_size`. Batches then start at multiples of the
+        result, so a frame range that starts at such a multiple is embedded in exactly the
+        batches, and to exactly the bits, of a run over all ``frames``.
+        """
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        if len(frames) == 0:
+            return 1
+        first = next(reader.iter_batches(1, frames[:1]))
+        boxes = first.boxes if self.pbc else None
+        pos = torch.as_tensor(first.positions)
+        box = None if boxes is None else torch.as_tensor(boxes)
+        edges = radius_graph(pos, self.card.cutoff, box=box)
+        return self.auto_batch_size(edges.index.shape[1])
 
     # ----------------------------------------------------------------------------- deeptime API
     def fit(self, data: Any = None, **kwargs: Any) -> GeomFeaturizer:
@@ -210,29 +229,24 @@ class GeomFeaturizer(Transformer, Model):
             done += len(batch)
         return out
 
-    def iter_embeddings(self, reader: TrajectoryReader, frames: range
-                        ) -> Iterator[tuple[range, np.ndarray]]:
+    def iter_embeddings(self, reader: TrajectoryReader, frames: range, *,
+                        batch_size: int | None = None) -> Iterator[tuple[range, np.ndarray]]:
         """Stream ``(frame_numbers, embeddings)`` batches of ``reader``'s ``frames``.
 
-        Without a fixed ``batch_size`` the first frame is embedded alone and its number of
-        neighbour pairs sets the batch size of the others (see :meth:`auto_batch_size`).
+        ``batch_size`` overrides :meth:`resolve_batch_size` (a worker embedding part of a
+        trajectory is given the batch size of the whole).
         """
+        if batch_size is None:
+            batch_size = self.resolve_batch_size(reader, frames)
         with tqdm(total=len(frames), unit="frame", disable=not self.progress,
                   desc=self.model, dynamic_ncols=True) as bar:
-            if self.batch_size is not None:
-                parts = [(int(self.batch_size), frames)]
-            else:
-                parts = [(1, frames[:1]), (0, frames[1:])]
-            for batch_size, part in parts:
-                if batch_size == 0:
-                    batch_size = self.auto_batch_size(self._edges_per_frame)
-                for batch in reader.iter_batches(batch_size, part):
-                    _check_finite(batch.positions, batch.frames, reader.source)
-                    boxes = batch.boxes if self.pbc else None
-                    if boxes is not None:
-                        _check_box(boxes, self.card.cutoff, batch.frames, reader.source)
-                    yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
-                    bar.update(len(batch.frames))
+            for batch in reader.iter_batches(batch_size, frames):
+                _check_finite(batch.positions, batch.frames, reader.source)
+                boxes = batch.boxes if self.pbc else None
+                if boxes is not None:
+                    _check_box(boxes, self.card.cutoff, batch.frames, reader.source)
+                yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
+                bar.update(len(batch.frames))
 
     @torch.inference_mode()
     def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
@@ -255,7 +269,6 @@ class GeomFeaturizer(Transformer, Model):
         n_frames, n_atoms = pos.shape[:2]
         z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(n_frames)
         edges = radius_graph(pos, encoder.cutoff, box=box)
-        self._edges_per_frame = edges.index.shape[1] / n_frames
         x, vec = encoder(z, edges)
         x = x.view(n_frames, n_atoms, -1)
         vec = vec.view(n_frames, n_atoms, 3, -1)

@@ -35,10 +35,15 @@ class GeomEmbedding(AnalysisBase):
         As for :class:`geomfeat.GeomFeaturizer`; ``select`` applies within ``atomgroup``
         (default ``"all"``: the group is the selection).
     batch_size : int
-        Frames embedded together. Each part of a parallel run flushes its last, partial batch at
-        its end. Parallel and serial results agree to float32 round-off (~1e-6): batches and
-        thread counts differ (CPU workers forked by ``multiprocessing`` use one thread each,
-        since PyTorch's inherited OpenMP pool would hang them).
+        Frames embedded together. Batches start at multiples of ``batch_size`` in the run's
+        frame sequence, in serial and parallel runs alike; each part of a parallel run flushes
+        its last, partial batch at its end.
+    threads : int, optional
+        PyTorch intra-op threads while embedding (default: unchanged). CPU workers forked by
+        ``backend="multiprocessing"`` always use one, since PyTorch's OpenMP pool inherited
+        from the parent would hang them. Float32 sums depend on the thread count at the 1e-6
+        level, so a parallel run equals a serial run with the same thread count bit for bit
+        (``threads=1`` for ``multiprocessing``).
     verbose : bool
         Progress bar (MDAnalysis's).
 
@@ -62,9 +67,10 @@ class GeomEmbedding(AnalysisBase):
     def __init__(self, atomgroup, model: str = "visnet-denali", *, select: Any = "all",
                  pool: str = "graph", reduce: str = "sum", features: str = "scalar",
                  batch_size: int = 256, device: str | None = None, dtype: str = "float32",
-                 pbc: bool = True, verbose: bool = False) -> None:
+                 pbc: bool = True, threads: int | None = None, verbose: bool = False) -> None:
         super().__init__(atomgroup.universe.trajectory, verbose=verbose)
         self.atomgroup = atomgroup
+        self.threads = threads
         self.featurizer = GeomFeaturizer(model, select=select, pool=pool, reduce=reduce,
                                          features=features, batch_size=batch_size,
                                          device=device, dtype=dtype, pbc=pbc)
@@ -79,7 +85,8 @@ class GeomEmbedding(AnalysisBase):
         self._positions.append(self._reader.group.positions.astype(np.float64))
         box = self._ts.triclinic_dimensions
         self._boxes.append(None if box is None or not np.any(box) else box.astype(np.float64))
-        if len(self._positions) == self.featurizer.batch_size:
+        position = self._positions_in_run[self._frame_index]  # index in the whole run's frames
+        if (position + 1) % self.featurizer.batch_size == 0:
             self._flush()
 
     def _flush(self) -> None:
@@ -93,14 +100,22 @@ class GeomEmbedding(AnalysisBase):
 
     def _compute(self, indexed_frames: np.ndarray, verbose: bool | None = None, *,
                  progressbar_kwargs: dict | None = None) -> GeomEmbedding:
-        in_worker = multiprocessing.parent_process() is not None
-        if in_worker and self.featurizer.torch_device.type == "cpu":
-            # a forked worker must not enter the OpenMP pool it inherited (it would hang)
-            torch.set_num_threads(1)
-        super()._compute(indexed_frames, verbose, progressbar_kwargs=progressbar_kwargs)
-        if len(indexed_frames) == 0:
-            self._prepare()
-        self._flush()  # the last, partial batch of this part
+        threads = self.threads
+        forked = multiprocessing.parent_process() is not None and \
+            multiprocessing.get_start_method() == "fork"
+        if forked and self.featurizer.torch_device.type == "cpu":
+            threads = 1  # a forked worker must not enter the OpenMP pool it inherited
+        self._positions_in_run = indexed_frames[:, 0]
+        before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            super()._compute(indexed_frames, verbose, progressbar_kwargs=progressbar_kwargs)
+            if len(indexed_frames) == 0:
+                self._prepare()
+            self._flush()  # the last, partial batch of this part
+        finally:
+            torch.set_num_threads(before)
         shape = self.featurizer.frame_shape(self._reader)
         self.results.embeddings = (np.concatenate(self._done) if self._done
                                    else np.empty((0, *shape), dtype=np.float32))

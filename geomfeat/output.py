@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,18 @@ if TYPE_CHECKING:
     from .featurizer import GeomFeaturizer
     from .trajectory import TrajectoryReader
 
-__all__ = ["check_destination", "is_complete", "settings", "sidecar_path", "write_embeddings"]
+__all__ = [
+    "check_destination",
+    "create_partial",
+    "fill_partial",
+    "finish_output",
+    "is_complete",
+    "partial_path",
+    "plan_output",
+    "settings",
+    "sidecar_path",
+    "write_embeddings",
+]
 
 
 def sidecar_path(out: str | os.PathLike) -> Path:
@@ -95,6 +106,74 @@ def is_complete(out: str | os.PathLike, expected: dict[str, Any]) -> bool:
             and list(shape) == expected["shape"])
 
 
+def partial_path(out: str | os.PathLike) -> Path:
+    """The hidden temporary file an output is filled in (``emb.npy`` → ``.emb.npy.partial``)."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.partial")
+
+
+def plan_output(featurizer: GeomFeaturizer, reader: TrajectoryReader, out: str | os.PathLike,
+                *, start: int | None = None, stop: int | None = None,
+                stride: int | None = None, overwrite: bool = False) -> dict[str, Any] | None:
+    """The settings ``out`` will be written with, or ``None`` if it is already complete.
+
+    Raises :class:`InputError` if ``out`` exists with other settings and not ``overwrite``.
+    """
+    out = Path(out)
+    check_destination(out)
+    frames = reader.frame_indices(start, stop, stride)
+    expected = settings(featurizer, reader, frames, start, stop, stride)
+    if is_complete(out, expected):
+        return None
+    if out.exists() and sidecar_path(out).exists() and not overwrite:
+        raise InputError(f"{out} exists and was made with other settings (see "
+                         f"{sidecar_path(out).name}); remove it or pass overwrite/--overwrite")
+    return expected
+
+
+def create_partial(out: str | os.PathLike, shape: Sequence[int]) -> Path:
+    """Create (or truncate) ``out``'s ``.partial`` file as a float32 ``.npy`` of ``shape``."""
+    tmp = partial_path(out)
+    np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=tuple(shape)).flush()
+    return tmp
+
+
+def fill_partial(featurizer: GeomFeaturizer, reader: TrajectoryReader, tmp: str | os.PathLike,
+                 frames: range, part: range, batch_size: int,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+    """Embed ``frames[part]`` into rows ``part`` of the ``.partial`` file ``tmp``.
+
+    ``part.start`` must be a multiple of ``batch_size`` for the rows to come out bit for bit as
+    in one pass over ``frames`` (see :meth:`GeomFeaturizer.resolve_batch_size`).
+    """
+    array = np.load(tmp, mmap_mode="r+")
+    row = part.start
+    for _, batch in featurizer.iter_embeddings(reader, frames[part.start : part.stop],
+                                               batch_size=batch_size):
+        array[row : row + len(batch)] = batch
+        row += len(batch)
+        if on_batch is not None:
+            on_batch(len(batch))
+    array.flush()
+    del array
+
+
+def finish_output(out: str | os.PathLike, expected: dict[str, Any],
+                  metadata: dict[str, Any] | None = None) -> None:
+    """Move ``out``'s filled ``.partial`` file into place, then write the sidecar (complete)."""
+    out = Path(out)
+    sidecar_path(out).unlink(missing_ok=True)  # an old sidecar must not describe the new file
+    os.replace(partial_path(out), out)
+    _atomic_json(sidecar_path(out), {
+        "file": out.name,
+        **expected,
+        "units": "positions in Å (nm inputs converted)",
+        "geomfeat_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(metadata or {}),
+    })
+
+
 def write_embeddings(
     featurizer: GeomFeaturizer,
     reader: TrajectoryReader,
@@ -132,38 +211,18 @@ def write_embeddings(
         ``True`` if the file was written, ``False`` if a complete output with the same
         settings was already there (nothing is done then).
     """
-    out = Path(out)
-    check_destination(out)
-    frames = reader.frame_indices(start, stop, stride)
-    expected = settings(featurizer, reader, frames, start, stop, stride)
-    if is_complete(out, expected):
+    expected = plan_output(featurizer, reader, out, start=start, stop=stop, stride=stride,
+                           overwrite=overwrite)
+    if expected is None:
         return False
-    if out.exists() and sidecar_path(out).exists() and not overwrite:
-        raise InputError(f"{out} exists and was made with other settings (see "
-                         f"{sidecar_path(out).name}); remove it or pass overwrite/--overwrite")
-    tmp = out.with_name(f".{out.name}.partial")
+    frames = reader.frame_indices(start, stop, stride)
+    tmp = partial_path(out)
     try:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                          shape=tuple(expected["shape"]))
-        done = 0
-        for _, batch in featurizer.iter_embeddings(reader, frames):
-            array[done : done + len(batch)] = batch
-            done += len(batch)
-            if on_batch is not None:
-                on_batch(len(batch))
-        array.flush()
-        del array
-        sidecar_path(out).unlink(missing_ok=True)  # an old sidecar must not describe the new file
-        os.replace(tmp, out)
+        create_partial(out, expected["shape"])
+        fill_partial(featurizer, reader, tmp, frames, range(len(frames)),
+                     featurizer.resolve_batch_size(reader, frames), on_batch)
+        finish_output(out, expected, metadata)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _atomic_json(sidecar_path(out), {
-        "file": out.name,
-        **expected,
-        "units": "positions in Å (nm inputs converted)",
-        "geomfeat_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **(metadata or {}),
-    })
     return True

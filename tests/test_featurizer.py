@@ -131,8 +131,11 @@ def test_automatic_batch_size_follows_the_memory_budget(traj, weights_url):
     featurizer = GeomFeaturizer()
     fixed = GeomFeaturizer(batch_size=4).transform(traj)
     np.testing.assert_allclose(featurizer.transform(traj), fixed, atol=1e-5)
-    assert featurizer._edges_per_frame == 100  # 10 heavy atoms, all within 7.5 Å
-    per_frame = 100 * featurizer.encoder.bytes_per_edge
+    per_frame = 100 * featurizer.encoder.bytes_per_edge  # 10 heavy atoms, all within 7.5 Å
+    reader = featurizer.reader(traj)
+    frames = reader.frame_indices()
+    assert featurizer.resolve_batch_size(reader, frames) == featurizer.auto_batch_size(100)
+    assert GeomFeaturizer(batch_size=7).resolve_batch_size(reader, frames) == 7
     assert featurizer.auto_batch_size(100) == min(16384, int(2 * 2**30 / per_frame))
     assert featurizer.auto_batch_size(10_000) == int(2 * 2**30 / (100 * per_frame))
     tiny = GeomFeaturizer(memory_budget=3 * per_frame / 2**30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from geomfeat import GeomFeaturizer
 from geomfeat.mdanalysis import GeomEmbedding
@@ -15,7 +16,7 @@ def test_serial_run_equals_featurizer(universe, weights_url):
     assert run.results.embeddings.dtype == np.float32
     assert list(run.frames) == list(range(5, 35, 3))
     expected = GeomFeaturizer(batch_size=4).transform(universe, start=5, stop=35, stride=3)
-    np.testing.assert_allclose(run.results.embeddings, expected, atol=1e-5)
+    np.testing.assert_array_equal(run.results.embeddings, expected)  # same batches, same bits
 
 
 def test_declared_parallelizable():
@@ -23,16 +24,21 @@ def test_declared_parallelizable():
     assert {"multiprocessing", "dask"} <= set(GeomEmbedding.get_supported_backends())
 
 
-def test_multiprocessing_backend_equals_serial(universe, weights_url):
+@pytest.mark.parametrize("backend", ["multiprocessing", "dask"])
+def test_parallel_backends_equal_serial_bit_for_bit(universe, weights_url, backend):
     group = universe.select_atoms("not element H")
-    serial = GeomEmbedding(group, batch_size=1, pool="residue").run(stop=12)
-    parallel = GeomEmbedding(group, batch_size=1, pool="residue").run(
-        stop=12, backend="multiprocessing", n_workers=2)
-    assert parallel.results.embeddings.shape == (12, 3, 64)
+    options = dict(batch_size=5, pool="residue", threads=1)
+    serial = GeomEmbedding(group, **options).run(stop=23)
+    parallel = GeomEmbedding(group, **options).run(stop=23, backend=backend, n_workers=2)
+    assert parallel.results.embeddings.shape == (23, 3, 64)
+    assert list(parallel.frames) == list(range(23))
+    np.testing.assert_array_equal(parallel.results.embeddings, serial.results.embeddings)
+
+
+def test_parallel_run_with_more_threads_agrees_to_round_off(universe, weights_url):
+    group = universe.select_atoms("not element H")
+    serial = GeomEmbedding(group, batch_size=5, threads=2).run(stop=12)
+    parallel = GeomEmbedding(group, batch_size=5).run(stop=12, backend="multiprocessing",
+                                                      n_workers=2)
     np.testing.assert_allclose(parallel.results.embeddings, serial.results.embeddings,
                                atol=1e-5)
-    batched = GeomEmbedding(group, batch_size=5).run(stop=12, backend="multiprocessing",
-                                                     n_workers=2)
-    np.testing.assert_allclose(batched.results.embeddings,
-                               GeomEmbedding(group, batch_size=5, pool="residue").run(
-                                   stop=12).results.embeddings.sum(1), atol=1e-4)

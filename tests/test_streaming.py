@@ -40,7 +40,11 @@ def test_many_trajectories_one_output_each(trajectories, tmp_path, weights_url):
     out = tmp_path / "emb"
     assert embed(*paths, "--top", pdb, "-o", out) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.npy", "b.json", "b.npy",
-                                                     "c.json", "c.npy"]
+                                                     "c.json", "c.npy", "geomfeat-manifest.json"]
+    manifest = json.loads((out / "geomfeat-manifest.json").read_text())
+    assert [e["status"] for e in manifest["outputs"]] == ["written"] * 3
+    assert [e["frames"] for e in manifest["outputs"]] == [30, 20, 10]
+    assert manifest["run"]["scheduler"] == "serial"
     featurizer = GeomFeaturizer()
     for path, frames in zip(paths, (30, 20, 10), strict=True):
         emb = np.load(out / f"{path.stem}.npy")
@@ -53,7 +57,7 @@ def test_second_run_does_no_work(trajectories, tmp_path, weights_url, monkeypatc
     paths, pdb = trajectories
     out = tmp_path / "emb"
     assert embed(*paths, "--top", pdb, "-o", out) == 0
-    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("[abc].*")}
 
     def no_work(*args, **kwargs):
         raise AssertionError("a complete output was embedded again")
@@ -62,7 +66,9 @@ def test_second_run_does_no_work(trajectories, tmp_path, weights_url, monkeypatc
     capsys.readouterr()
     assert main(["embed", *map(str, paths), "--top", str(pdb), "-o", str(out)]) == 0
     assert "0 written, 3 already complete" in capsys.readouterr().err
-    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("[abc].*")} == stamps
+    manifest = json.loads((out / "geomfeat-manifest.json").read_text())
+    assert [e["status"] for e in manifest["outputs"]] == ["complete"] * 3
 
 
 def test_other_settings_need_overwrite(trajectories, tmp_path, weights_url, capsys):
