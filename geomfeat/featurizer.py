@@ -182,8 +182,8 @@ class GeomFeaturizer(Transformer, Model):
             return 1
         first = next(reader.iter_batches(1, frames[:1]))
         boxes = first.boxes if self.pbc else None
-        pos = torch.as_tensor(first.positions)
-        box = None if boxes is None else torch.as_tensor(boxes)
+        pos = torch.tensor(first.positions)  # one frame: copy (the reader's may be read-only)
+        box = None if boxes is None else torch.tensor(boxes)
         edges = radius_graph(pos, self.card.cutoff, box=box)
         return self.auto_batch_size(edges.index.shape[1])
 
