@@ -122,9 +122,9 @@ def main() -> None:
     for row in rows:
         row["speedup_vs_serial"] = None if serial is None else round(serial / row["wall_s"], 2)
     shutil.rmtree(work)
-    emit({"environment": environment("cpu"), "trajectories": args.trajectories,
+    emit({**environment("cpu"), "trajectories": args.trajectories,
           "frames_per_trajectory": args.frames, "model": "visnet-denali", "select": "heavy",
-          "results": rows}, args.out)
+          "cluster": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Markdown tables from the JSON that ``benchmarks/encoders.py`` and ``throughput.py`` write.
+"""Markdown tables from the JSON that the scripts in ``benchmarks/`` write.
 
     python benchmarks/report.py benchmarks/results/encoders_*.json
 
@@ -90,6 +90,34 @@ def rss_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def precision_table(report: dict) -> str:
+    """Rows of ``precision.py``: errors against the float64 reference and speed per option."""
+    header = ["model", "case", "atoms", "dtype", "atom max", "atom mean", "atom 99 %",
+              "graph max (relative)", "frames/s (batch)", "× float32"]
+    return _markdown(header, [
+        [r["model"], r["case"], str(r["atoms"]), r["dtype"], f"{r['atom_max']:.1e}",
+         f"{r['atom_mean']:.1e}", f"{r['atom_p99']:.1e}",
+         f"{r['graph_max']:.1e} ({r['graph_rel']:.0e})",
+         f"{r['frames_per_s']:,.2f} ({r['batch']})", f"{r['speed_vs_float32']:.2f}"]
+        for r in report["precision"]])
+
+
+def cluster_table(report: dict) -> str:
+    """Rows of ``cluster.py``: wall time of embed_many per configuration."""
+    header = ["configuration", "threads per task", "cluster start (s)", "wall time (s)",
+              "frames/s", "× serial", "max \\|diff\\| vs serial"]
+    return _markdown(header, [
+        [r["config"], str(r["threads"]), str(r.get("cluster_start_s", "–")), str(r["wall_s"]),
+         f"{r['frames_per_s']:,.0f}", f"{r['speedup_vs_serial']:.2f}",
+         f"{r['max_abs_diff_vs_serial']:.1e}"]
+        for r in report["cluster"]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", type=Path)
@@ -99,6 +127,12 @@ def main() -> None:
         where = report.get("gpu") or f"CPU, {report['threads']} threads"
         print(f"### {path.name}: {where}, torch {report['torch']}\n")
         print(f"Command: `{report['command']}`\n")
+        if "precision" in report:
+            print(precision_table(report) + "\n")
+            continue
+        if "cluster" in report:
+            print(cluster_table(report) + "\n")
+            continue
         if "runs" in report:  # throughput.py
             print(comparison_table(report) + "\n")
             if report.get("embed_rss"):

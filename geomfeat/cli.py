@@ -31,6 +31,9 @@ from .registry import get_model_card, list_models
 
 __all__ = ["main"]
 
+#: ``--dtype`` choices, those of ``GeomFeaturizer(dtype=...)`` (kept here: no heavy imports).
+DTYPES = ("float32", "float64", "tf32", "bfloat16", "float16")
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -88,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                        help="GiB one batch may use (default 2 on CPU, 40%% of a GPU's memory)")
     embed.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    embed.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                       help="encoder precision (output is float32)")
+    embed.add_argument("--dtype", choices=DTYPES, default="float32",
+                       help="encoder precision (output is float32); tf32, bfloat16 and float16 "
+                            "are faster, less accurate opt-in modes (see docs/performance.md)")
     embed.add_argument("--no-pbc", dest="pbc", action="store_false",
                        help="ignore the unit cell (default: minimum-image neighbour lists when "
                             "the trajectory has one)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,11 @@ CPU_MEMORY_BUDGET_GIB = 2.0
 #: Default memory budget of one batch on a GPU, as a fraction of the device's memory.
 GPU_MEMORY_FRACTION = 0.4
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: Storage precision of the weights, coordinates and accumulators for each ``dtype`` option.
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "tf32": torch.float32,
+           "bfloat16": torch.float32, "float16": torch.float32}
+#: Reduced-precision options, computed under ``torch.autocast`` with this type.
+_AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class GeomFeaturizer(Transformer, Model):
@@ -54,8 +59,15 @@ class GeomFeaturizer(Transformer, Model):
         given. Default: 2 GiB on the CPU, 40 % of the GPU's memory on CUDA.
     device : str, optional
         ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available, else CPU).
-    dtype : {"float32", "float64"}
-        Precision of the encoder. Outputs are always float32.
+    dtype : {"float32", "float64", "tf32", "bfloat16", "float16"}
+        Precision of the encoder; outputs are always float32. ``"float32"`` (default) is full
+        float32 (TF32 is never switched on behind your back); ``"float64"`` the reference
+        precision. The others trade accuracy for speed and are opt-in only: ``"tf32"`` (CUDA
+        only) runs float32 matrix products on TF32 tensor cores; ``"bfloat16"`` and
+        ``"float16"`` run the encoder under ``torch.autocast`` (16-bit products, float32
+        weights, neighbour lists and message sums). Their errors against the float64
+        reference are in ``docs/performance.md`` (bfloat16 moves protein atom features by
+        up to ~0.1).
     progress : bool
         Show a progress bar (frames/s) on stderr.
     pbc : bool
@@ -110,6 +122,8 @@ class GeomFeaturizer(Transformer, Model):
         self.memory_budget = memory_budget
         self.device = device
         self.dtype = dtype
+        if dtype == "tf32" and self.torch_device.type != "cuda":
+            raise ValueError("dtype='tf32' (TF32 tensor-core matrix products) needs a CUDA device")
         self.progress = progress
         self.pbc = pbc
         self._encoder: Encoder | None = None
@@ -164,7 +178,7 @@ class GeomFeaturizer(Transformer, Model):
     def auto_batch_size(self, edges_per_frame: float) -> int:
         """Frames per batch that fit :meth:`budget_bytes` at ``edges_per_frame`` edges a frame."""
         per_edge = ARCHITECTURES[self.card.architecture].bytes_per_edge
-        scale = per_edge * (2 if self.dtype == "float64" else 1)
+        scale = per_edge * (2 if self.dtype == "float64" else 1)  # 16-bit modes: as float32
         frames = self.budget_bytes() / (max(edges_per_frame, 1.0) * scale)
         return int(min(MAX_AUTO_BATCH, max(1, frames)))
 
@@ -248,6 +262,9 @@ class GeomFeaturizer(Transformer, Model):
                 yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
                 bar.update(len(batch.frames))
 
+    def _precision(self):
+        return _reduced_precision(self.dtype, self.torch_device)
+
     @torch.inference_mode()
     def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
                         boxes: np.ndarray | None = None) -> np.ndarray:
@@ -264,14 +281,15 @@ class GeomFeaturizer(Transformer, Model):
         """
         encoder = self.encoder
         device, dtype = self.torch_device, _DTYPES[self.dtype]
-        pos = torch.as_tensor(positions, device=device).to(dtype)
-        box = None if boxes is None else torch.as_tensor(boxes, device=device).to(dtype)
+        pos = torch.tensor(positions, dtype=dtype, device=device)  # copies: inputs may be read-only
+        box = None if boxes is None else torch.tensor(boxes, dtype=dtype, device=device)
         n_frames, n_atoms = pos.shape[:2]
         z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(n_frames)
         edges = radius_graph(pos, encoder.cutoff, box=box)
-        x, vec = encoder(z, edges)
-        x = x.view(n_frames, n_atoms, -1)
-        vec = vec.view(n_frames, n_atoms, 3, -1)
+        with self._precision():
+            x, vec = encoder(z, edges)
+        x = x.to(dtype).view(n_frames, n_atoms, -1)  # 16-bit modes: pool in float32
+        vec = vec.to(dtype).view(n_frames, n_atoms, 3, -1)
         residues = torch.as_tensor(reader.residues, device=device)
         n_res = len(reader.residue_labels)
         x = pool_atoms(x, self.pool, self.reduce, residues, n_res)
@@ -279,8 +297,25 @@ class GeomFeaturizer(Transformer, Model):
         return combine_features(x, vec, self.features).float().cpu().numpy()
 
 
+@contextmanager
+def _reduced_precision(option: str, device: torch.device) -> Iterator[None]:
+    """The matmul precision / autocast of a ``dtype`` option, restored afterwards."""
+    if option in _AUTOCAST:
+        with torch.autocast(device.type, dtype=_AUTOCAST[option]):
+            yield
+    elif option == "tf32":
+        before = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("high")  # TF32 tensor cores on CUDA
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(before)
+    else:
+        yield
+
+
 def _check_box(boxes: np.ndarray, cutoff: float, numbers: range, source: str) -> None:
-    widths = perpendicular_widths(torch.as_tensor(boxes)).min(dim=-1).values.numpy()
+    widths = perpendicular_widths(torch.tensor(boxes)).min(dim=-1).values.numpy()
     small = np.flatnonzero(~(widths >= 2 * cutoff))
     if small.size:
         frame = numbers[int(small[0])]

@@ -76,12 +76,14 @@ def bad_runs(xtc, pdb, tmp_path):
         "missing folder": (["embed", xtc, pdb, "-o", str(tmp_path / "no" / "e.npy")],
                            "output folder does not exist"),
         "not npy": (["embed", xtc, pdb, "-o", str(tmp_path / "e.txt")], "must end in .npy"),
+        "tf32 on cpu": (["embed", xtc, pdb, "-o", out, "--dtype", "tf32", "--device", "cpu"],
+                        "needs a CUDA device"),
     }
 
 
 @pytest.mark.parametrize("case", ["unknown model", "atom mismatch", "empty selection",
                                   "missing trajectory", "missing topology", "missing folder",
-                                  "not npy"])
+                                  "not npy", "tf32 on cpu"])
 def test_bad_input_is_one_line_and_nonzero(case, example_files, tmp_path, capsys, weights_url):
     xtc, pdb = map(str, example_files)
     args, expected = bad_runs(xtc, pdb, tmp_path)[case]
@@ -121,3 +123,10 @@ def test_console_entry_point_prints_no_traceback(tmp_path):
                             cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == "geomfeat: error: topology file not found: b.pdb"
+
+
+def test_dtype_choices_are_the_featurizers():
+    from geomfeat.cli import DTYPES
+    from geomfeat.featurizer import _DTYPES
+
+    assert set(DTYPES) == set(_DTYPES)

@@ -84,3 +84,28 @@ def test_rotation_and_translation(model, weights_url, oracle):
     for features in ("scalar", "invariant"):
         graph = GeomFeaturizer(model, select="all", features=features)
         assert np.abs(graph.transform((moved, z)) - graph.transform((pos, z))).max() <= 1e-4
+
+
+# Reduced-precision options: opt-in, measurably less accurate than float32, still close.
+# Bounds: ~3x the per-atom errors measured on alanine dipeptide (benchmarks/precision.py).
+REDUCED = {"bfloat16": 0.2, "float16": 0.05}
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("dtype", sorted(REDUCED))
+def test_reduced_precision_is_close_but_not_float32(model, dtype, oracle, weights_url):
+    ref = oracle(model)
+    pos, z = ref["ala2_all__pos"][:2].astype(np.float64), ref["ala2_all__z"]
+    options = dict(select="all", pool="atom", features="equivariant")
+    expected = as_equivariant(ref, "ala2_all")[:2]
+    reduced = GeomFeaturizer(model, dtype=dtype, **options).transform((pos, z))
+    full = GeomFeaturizer(model, **options).transform((pos, z))
+    assert reduced.dtype == np.float32 and np.isfinite(reduced).all()
+    error = np.abs(reduced - expected)
+    assert error.max() <= REDUCED[dtype]
+    assert error.mean() > 10 * np.abs(full - expected).mean()  # the option did change the math
+
+
+def test_tf32_needs_cuda():
+    with pytest.raises(ValueError, match=r"tf32.*CUDA"):
+        GeomFeaturizer(dtype="tf32", device="cpu")

@@ -105,8 +105,9 @@ class EquivariantAttention(nn.Module):
         vec1, vec2, vec3 = self.vec_proj(vec).split(h, dim=-1)
         vec_dot = (vec1 * vec2).sum(dim=1)
 
-        agg_x = x.new_zeros(n, h)
-        agg_vec = vec.new_zeros(n, 3, h)
+        # accumulators in the coordinates' precision, also under autocast (16-bit messages)
+        agg_x = envelope.new_zeros(n, h)
+        agg_vec = envelope.new_zeros(n, 3, h)
         for chunk in edge_chunks(source.numel(), 3 * h, chunk_elements(x.device)):
             src, trg = source[chunk], target[chunk]
             e = src.numel()
@@ -118,8 +119,8 @@ class EquivariantAttention(nn.Module):
             gate_vec = value[:, :, 1].reshape(e, 1, h)
             gate_dir = value[:, :, 2].reshape(e, 1, h)
             msg_vec = torch.addcmul(vec[src] * gate_vec, direction[chunk].unsqueeze(-1), gate_dir)
-            agg_x.index_add_(0, trg, msg_x)
-            agg_vec.index_add_(0, trg, msg_vec)
+            agg_x.index_add_(0, trg, msg_x.to(agg_x.dtype))
+            agg_vec.index_add_(0, trg, msg_vec.to(agg_vec.dtype))
 
         o1, o2, o3 = self.o_proj(agg_x).split(h, dim=-1)
         dx = vec_dot * o2 + o3

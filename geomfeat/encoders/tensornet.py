@@ -218,13 +218,14 @@ class TensorEmbedding(nn.Module):
         )
         envelope = self.cutoff(distance)
 
-        parts = atom.new_zeros(n, 10, h)
+        parts = distance.new_zeros(n, 10, h)  # coordinates' precision, also under autocast
         for chunk in edge_chunks(source.numel(), 10 * h, chunk_elements(atom.device)):
             src, trg = source[chunk], target[chunk]
             pair = self.emb2(torch.cat((atom[trg], atom[src]), dim=-1))
             pair = pair * envelope[chunk].unsqueeze(-1)  # (e, H)
             factor = F.linear(rbf[chunk], weight, bias).view(-1, 3, h) * pair.unsqueeze(1)
-            parts.index_add_(0, trg, geometry[chunk].unsqueeze(-1) * _per_part(factor))
+            message = geometry[chunk].unsqueeze(-1) * _per_part(factor)
+            parts.index_add_(0, trg, message.to(parts.dtype))
 
         scale = self.init_norm(squared_norm(parts))
         for linear in self.linears_scalar:
@@ -293,14 +294,15 @@ class TensorInteraction(nn.Module):
         parts = _mix_parts(decompose(x), self.linears_tensor[:3])
         y = compose(parts)
 
-        gathered = parts.new_zeros(n, 10, h)
+        gathered = distance.new_zeros(n, 10, h)  # coordinates' precision, also under autocast
         for chunk in edge_chunks(source.numel(), 10 * h, chunk_elements(parts.device)):
             factor = rbf[chunk]
             for linear in self.linears_scalar[:-1]:
                 factor = F.silu(linear(factor))
             factor = F.silu(F.linear(factor, weight, bias)) * envelope[chunk].unsqueeze(-1)
             factor = factor.view(-1, 3, h)
-            gathered.index_add_(0, target[chunk], parts[source[chunk]] * _per_part(factor))
+            message = parts[source[chunk]] * _per_part(factor)
+            gathered.index_add_(0, target[chunk], message.to(gathered.dtype))
         msg = compose(gathered)
 
         parts = decompose(matmul3(msg, y) + matmul3(y, msg))

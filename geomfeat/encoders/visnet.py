@@ -75,8 +75,9 @@ def vis_mp_layer(layer: ViS_MP, x: Tensor, vec: Tensor, source: Tensor, target: 
         w_target, w_source = layer.w_trg_proj(vec), layer.w_src_proj(vec)
         dedge = edge_attr.new_empty(edge_attr.shape)
 
-    agg_x = x.new_zeros(n, h)
-    agg_vec = vec.new_zeros(vec.shape)
+    # accumulators in the coordinates' precision, also under autocast (16-bit messages)
+    agg_x = distance.new_zeros(n, h)
+    agg_vec = distance.new_zeros(vec.shape)
     for chunk in edge_chunks(source.numel(), 3 * h, chunk_elements(x.device)):
         src, trg, f_ij, d_ij = source[chunk], target[chunk], edge_attr[chunk], direction[chunk]
         e = src.numel()
@@ -87,8 +88,8 @@ def vis_mp_layer(layer: ViS_MP, x: Tensor, vec: Tensor, source: Tensor, target: 
         msg_x = (v[src] * dv * attn.unsqueeze(2)).view(e, h)
         s1, s2 = torch.split(F.silu(layer.s_proj(msg_x)), h, dim=1)
         msg_vec = vec[src] * s1.unsqueeze(1) + s2.unsqueeze(1) * d_ij.unsqueeze(2)
-        agg_x.index_add_(0, trg, msg_x)
-        agg_vec.index_add_(0, trg, msg_vec)
+        agg_x.index_add_(0, trg, msg_x.to(agg_x.dtype))
+        agg_vec.index_add_(0, trg, msg_vec.to(agg_vec.dtype))
         if not layer.last_layer:
             # rejection from -d equals rejection from d: the sign enters the projection twice
             w_dot = (_reject(w_target[trg], d_ij) * _reject(w_source[src], d_ij)).sum(dim=1)
