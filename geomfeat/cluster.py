@@ -495,8 +495,11 @@ class _Run:
         client.subscribe_topic(topic, on_event)
         kinds: dict[str, tuple[str, int]] = {}
         futures = as_completed()
-        for index, (trajectory, out) in enumerate(self.jobs):
-            future = client.submit(_plan_task, self.featurizer, trajectory, self.top, out,
+        # workers may run elsewhere: they get absolute paths (of the file system they share)
+        top = os.path.abspath(self.top)
+        where = [(os.path.abspath(t), os.path.abspath(o)) for t, o in self.jobs]
+        for index, (trajectory, out) in enumerate(where):
+            future = client.submit(_plan_task, self.featurizer, trajectory, top, out,
                                    self.frame_slice, self.overwrite, self.frames_per_task,
                                    key=f"geomfeat-plan-{tag}-{index}")
             kinds[future.key] = ("plan", index)
@@ -515,9 +518,9 @@ class _Run:
                 self._planned(index, result)
                 if result["status"] == "complete":
                     continue
-                trajectory, out = self.jobs[index]
+                trajectory, out = where[index]
                 self.began[index] = time.perf_counter()
-                parts = [client.submit(_part_task, self.featurizer, trajectory, self.top, out,
+                parts = [client.submit(_part_task, self.featurizer, trajectory, top, out,
                                        self.frame_slice, part, result["batch_size"],
                                        self.threads, topic,
                                        key=f"geomfeat-part-{tag}-{index}-{part[0]}")
