@@ -246,7 +246,15 @@ def embed_many(
     trajectories: Sequence[str | os.PathLike],
     top: str | os.PathLike,
     out_dir: str | os.PathLike,
-    **kwargs: Any,
+    *,
+    client: Any = None,
+    start: int | None = None,
+    stop: int | None = None,
+    stride: int | None = None,
+    overwrite: bool = False,
+    frames_per_task: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
 ) -> Manifest:
     """Embed every trajectory into ``out_dir/<name>.npy``, here or on a Dask cluster.
 
@@ -261,9 +269,10 @@ def embed_many(
     out_dir : path
         Output folder (created if its parent exists). It receives ``<stem>.npy`` and
         ``<stem>.json`` per trajectory and ``geomfeat-manifest.json``.
-    **kwargs
-        ``start``, ``stop``, ``stride``, ``overwrite``, ``client``, ``frames_per_task``,
-        ``threads`` and ``progress``, as for :func:`embed_jobs`.
+    client : dask.distributed.Client, optional
+        Run on this client's cluster (see :func:`local_cluster`); ``None`` runs here.
+    start, stop, stride, overwrite, frames_per_task, threads, progress
+        As for :func:`embed_jobs`.
 
     Returns
     -------
@@ -277,8 +286,8 @@ def embed_many(
 
     Examples
     --------
-    >>> from dask.distributed import Client, LocalCluster               # doctest: +SKIP
-    >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
+    >>> from dask.distributed import Client                              # doctest: +SKIP
+    >>> client = Client(local_cluster(2))                                # doctest: +SKIP
     >>> embed_many("visnet-denali", sorted(glob("runs/*.xtc")), "top.pdb", "emb/",
     ...            client=client)                                       # doctest: +SKIP
     """
@@ -287,7 +296,9 @@ def embed_many(
         raise InputError(f"output folder's parent does not exist: {out_dir.parent}")
     jobs = output_paths(trajectories, out_dir)
     out_dir.mkdir(exist_ok=True)
-    return embed_jobs(featurizer, jobs, top, manifest=out_dir / MANIFEST_NAME, **kwargs)
+    return embed_jobs(featurizer, jobs, top, start=start, stop=stop, stride=stride,
+                      overwrite=overwrite, client=client, frames_per_task=frames_per_task,
+                      threads=threads, progress=progress, manifest=out_dir / MANIFEST_NAME)
 
 
 def embed_jobs(
