@@ -15,6 +15,7 @@ Errors are printed as one line (``geomfeat: error: ...``) with a non-zero exit s
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -161,7 +162,9 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
         import torch
 
         args.threads = max(1, torch.get_num_threads() // args.workers)
-    with local_cluster(args.workers) as cluster, Client(cluster) as client:
+    # task errors reach the manifest and the one-line summary; no worker tracebacks on stderr
+    with local_cluster(args.workers, silence_logs=logging.CRITICAL) as cluster, \
+            Client(cluster) as client:
         if not args.quiet:
             print(f"Dask dashboard: {cluster.dashboard_link}", file=sys.stderr)
         yield client

@@ -354,6 +354,8 @@ def embed_jobs(
     """
     if isinstance(featurizer, str):
         featurizer = GeomFeaturizer(featurizer)
+    if not Path(top).is_file():  # every task would fail alike
+        raise InputError(f"topology file not found: {top}")
     if frames_per_task is not None and int(frames_per_task) < 1:
         raise InputError(f"frames_per_task must be a positive integer, got {frames_per_task}")
     run = _Run(featurizer, [(str(t), str(o)) for t, o in jobs], str(top),

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from distributed import Client
 
-from geomfeat import GeomFeaturizer
+from geomfeat import GeomFeaturizer, fetch_weights
 from geomfeat.cli import main
 from geomfeat.cluster import MANIFEST_NAME, embed_many, local_cluster, worker_device
 from geomfeat.errors import GeomfeatError
@@ -172,6 +172,22 @@ def test_command_line_workers_equal_serial(runs, serial, tmp_path, capsys):
     assert main([*args, "--workers", "1", "--scheduler", "tcp://127.0.0.1:1"]) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
         "geomfeat: error: give --scheduler or --workers, not both"]
+
+
+def test_command_line_failure_is_one_line_even_from_workers(runs, tmp_path, example_files,
+                                                            capfd):
+    paths, pdb = runs
+    fetch_weights("visnet-denali", progress=False)  # no first-download message on stderr
+    bad = tmp_path / "bad.xtc"
+    md.load(example_files[0], top=pdb)[:10].atom_slice(range(5)).save_xtc(str(bad))
+    out = tmp_path / "emb"
+    status = main(["embed", str(paths[3]), str(bad), "--top", str(pdb), "-o", str(out),
+                   "--workers", "2", "-q"])
+    assert status == 1
+    err = capfd.readouterr().err.strip().splitlines()  # fd 2: worker processes included
+    assert len(err) == 1, err
+    assert err[0].startswith("geomfeat: error: 1 of 2 trajectories failed") and "bad.xtc" in err[0]
+    assert (out / "r3.npy").is_file() and not (out / "bad.npy").exists()
 
 
 def test_unreachable_scheduler_is_one_line(runs, tmp_path, capsys):
