@@ -71,8 +71,9 @@ class Manifest:
     ----------
     entries : list of dict
         One per trajectory: ``trajectory``, ``output``, ``status`` (``"written"``,
-        ``"complete"`` = already there, or ``"failed"``), ``frames``, ``parts``, ``workers``,
-        ``seconds`` and, for failures, ``error``.
+        ``"complete"`` = already there, ``"failed"``, or ``"pending"`` = not done because
+        the run was interrupted), ``frames``, ``parts``, ``workers``, ``seconds`` and, for
+        failures, ``error``.
     run : dict
         Settings of the run (featurizer parameters, frame slice, scheduler, threads) and the
         number of encoder loads per worker process.
@@ -367,6 +368,7 @@ def embed_jobs(
             run.distributed(client)
     except BaseException:
         run.close_bar(clear=True)  # the error is then the one line left
+        run.discard_unfinished()  # e.g. Ctrl-C: leave no .partial files behind
         raise
     finally:
         run.close_bar(clear=bool(run.exceptions))
@@ -459,6 +461,12 @@ class _Run:
         self.entries[index].update(status="failed", error=message)
         partial_path(self.jobs[index][1]).unlink(missing_ok=True)
 
+    def discard_unfinished(self) -> None:
+        """Remove the ``.partial`` files of outputs that were not finished."""
+        for entry, (_, out) in zip(self.entries, self.jobs, strict=True):
+            if entry["status"] == "pending":
+                partial_path(out).unlink(missing_ok=True)
+
     # ----------------------------------------------------------------------------- serial
     def serial(self) -> None:
         plans: list[dict[str, Any] | None] = []
@@ -485,9 +493,6 @@ class _Run:
                                                    self._metadata(index), part))
             except Exception as exc:
                 self._failed(index, exc)
-            except BaseException:
-                partial_path(out).unlink(missing_ok=True)
-                raise
 
     # ----------------------------------------------------------------------------- dask
     def distributed(self, client: Any) -> None:

@@ -131,3 +131,26 @@ def test_streamed_output_equals_one_shot(example_files, tmp_path, weights_url):
                  "--batch-size", "3") == 0
     one_shot = GeomFeaturizer(batch_size=1000).transform(md.load(xtc, top=pdb)[:60])[3::4]
     np.testing.assert_allclose(np.load(out), one_shot, atol=1e-5)
+
+
+def test_interrupted_run_keeps_finished_outputs_and_no_partials(trajectories, tmp_path,
+                                                                weights_url, monkeypatch,
+                                                                capsys):
+    paths, pdb = trajectories
+    out = tmp_path / "emb"
+    real = GeomFeaturizer.embed_positions
+    calls = []
+
+    def interrupt_second_trajectory(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:  # each trajectory is one batch: the second is b.xtc
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(GeomFeaturizer, "embed_positions", interrupt_second_trajectory)
+    assert main(["embed", *map(str, paths), "--top", str(pdb), "-o", str(out), "-q"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.npy",
+                                                     "geomfeat-manifest.json"]
+    manifest = json.loads((out / "geomfeat-manifest.json").read_text())
+    assert [e["status"] for e in manifest["outputs"]] == ["written", "pending", "pending"]
