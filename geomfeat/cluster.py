@@ -26,7 +26,6 @@ GPU per worker instead.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -38,7 +37,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._version import __version__
@@ -50,6 +48,7 @@ from .output import (
     finish_output,
     partial_path,
     plan_output,
+    write_json,
 )
 from .trajectory import load_universe
 
@@ -375,7 +374,7 @@ def embed_jobs(
         result = run.manifest(client)
         if manifest is not None:
             result.path = Path(manifest)
-            _write_json(result.path, {"run": result.run, "outputs": result.entries})
+            write_json(result.path, {"run": result.run, "outputs": result.entries})
     failed = [e for e in result.entries if e["status"] == "failed"]
     if failed:
         if len(jobs) == 1 and run.exceptions:
@@ -384,20 +383,6 @@ def embed_jobs(
         raise GeomfeatError(f"{len(failed)} of {len(jobs)} trajectories failed{where}; first: "
                             f"{failed[0]['trajectory']}: {failed[0]['error']}")
     return result
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
-    os.replace(tmp, path)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
 
 
 class _Run:

@@ -38,6 +38,7 @@ __all__ = [
     "settings",
     "sidecar_path",
     "write_embeddings",
+    "write_json",
 ]
 
 
@@ -56,10 +57,20 @@ def check_destination(out: Path) -> None:
         raise InputError(f"output path is a folder: {out}")
 
 
-def _atomic_json(path: Path, payload: dict[str, Any]) -> None:
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as readable JSON (UTF-8, numpy values as lists/numbers), atomically."""
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable)
+    tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 def settings(featurizer: GeomFeaturizer, reader: TrajectoryReader, frames: range,
@@ -98,7 +109,7 @@ def is_complete(out: str | os.PathLike, expected: dict[str, Any]) -> bool:
     if not (out.is_file() and side.is_file()):
         return False
     try:
-        recorded = json.loads(side.read_text())
+        recorded = json.loads(side.read_text(encoding="utf-8"))
         shape = np.load(out, mmap_mode="r").shape
     except (OSError, ValueError):
         return False
@@ -164,7 +175,7 @@ def finish_output(out: str | os.PathLike, expected: dict[str, Any],
     out = Path(out)
     sidecar_path(out).unlink(missing_ok=True)  # an old sidecar must not describe the new file
     os.replace(partial_path(out), out)
-    _atomic_json(sidecar_path(out), {
+    write_json(sidecar_path(out), {
         "file": out.name,
         **expected,
         "units": "positions in Å (nm inputs converted)",
