@@ -15,7 +15,8 @@ timeout 120 python -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py 2>&
     | tee "$OUT/pytest_gpu.log"
 cd benchmarks
 timeout 240 python throughput.py --device cuda --oracle ../.devcarry/oracle \
-    --configs ala2_heavy:16384 ala2_all:8192 t4l_heavy:64 --methods geomfeat naive \
+    --models visnet-denali --configs ala2_heavy:16384 ala2_all:8192 t4l_heavy:64 \
+    --methods geomfeat naive \
     --min-seconds 2 --out "$OUT/throughput_gpu.json" > "$OUT/throughput.log" 2>&1
 tail -3 "$OUT/throughput.log"
 timeout 150 python precision.py --device cuda --oracle ../.devcarry/oracle \
