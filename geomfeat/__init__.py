@@ -18,10 +18,11 @@ from .errors import GeomfeatError, InputError, UnknownModelError, WeightsError
 from .registry import ModelCard, get_model_card, list_models
 
 if TYPE_CHECKING:
+    from .cluster import embed_many
     from .encoders import load_encoder
     from .featurizer import GeomFeaturizer
 
-_LAZY = {"GeomFeaturizer": ".featurizer", "load_encoder": ".encoders"}
+_LAZY = {"GeomFeaturizer": ".featurizer", "load_encoder": ".encoders", "embed_many": ".cluster"}
 
 __all__ = [
     "GeomFeaturizer",
@@ -32,6 +33,7 @@ __all__ = [
     "WeightsError",
     "__version__",
     "cache_dir",
+    "embed_many",
     "fetch_weights",
     "get_model_card",
     "list_models",
