@@ -155,18 +155,29 @@ def fill_partial(featurizer: GeomFeaturizer, reader: TrajectoryReader, tmp: str 
     """Embed ``frames[part]`` into rows ``part`` of the ``.partial`` file ``tmp``.
 
     ``part.start`` must be a multiple of ``batch_size`` for the rows to come out bit for bit as
-    in one pass over ``frames`` (see :meth:`GeomFeaturizer.resolve_batch_size`).
+    in one pass over ``frames`` (see :meth:`GeomFeaturizer.resolve_batch_size`). Rows are
+    written with positioned writes of exactly their bytes, not through a memory map: parts of
+    one file filled by workers on different hosts of a network file system would otherwise
+    write back whole pages and could overwrite each other's rows where they share a page.
     """
-    array = np.load(tmp, mmap_mode="r+")
-    row = part.start
-    for _, batch in featurizer.iter_embeddings(reader, frames[part.start : part.stop],
-                                               batch_size=batch_size):
-        array[row : row + len(batch)] = batch
-        row += len(batch)
-        if on_batch is not None:
-            on_batch(len(batch))
-    array.flush()
-    del array
+    with open(tmp, "r+b") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(handle)
+        offset = handle.tell()
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        row = part.start
+        for _, batch in featurizer.iter_embeddings(reader, frames[part.start : part.stop],
+                                                   batch_size=batch_size):
+            data = np.ascontiguousarray(batch, dtype=dtype)
+            if data.shape[1:] != tuple(shape[1:]):
+                raise ValueError(f"{tmp}: rows of shape {data.shape[1:]} do not fit {shape}")
+            os.pwrite(handle.fileno(), data.tobytes(), offset + row * row_bytes)
+            row += len(batch)
+            if on_batch is not None:
+                on_batch(len(batch))
+        os.fsync(handle.fileno())  # on the file server before the part reports done
 
 
 def finish_output(out: str | os.PathLike, expected: dict[str, Any],
