@@ -185,7 +185,10 @@ def finish_output(out: str | os.PathLike, expected: dict[str, Any],
     """Move ``out``'s filled ``.partial`` file into place, then write the sidecar (complete)."""
     out = Path(out)
     sidecar_path(out).unlink(missing_ok=True)  # an old sidecar must not describe the new file
-    os.replace(partial_path(out), out)
+    tmp = partial_path(out)
+    retried = not tmp.exists() and out.is_file()  # a rerun after the rename (worker lost)
+    if not (retried and list(np.load(out, mmap_mode="r").shape) == list(expected["shape"])):
+        os.replace(tmp, out)
     write_json(sidecar_path(out), {
         "file": out.name,
         **expected,

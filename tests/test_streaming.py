@@ -154,3 +154,16 @@ def test_interrupted_run_keeps_finished_outputs_and_no_partials(trajectories, tm
                                                      "geomfeat-manifest.json"]
     manifest = json.loads((out / "geomfeat-manifest.json").read_text())
     assert [e["status"] for e in manifest["outputs"]] == ["written", "pending", "pending"]
+
+
+def test_finishing_twice_is_harmless(tmp_path):
+    """A finish task rerun after its worker died between the rename and the sidecar."""
+    from geomfeat.output import create_partial, finish_output, is_complete
+
+    out = tmp_path / "x.npy"
+    expected = {"shape": [3, 2], "model": "visnet-denali"}
+    create_partial(out, expected["shape"])
+    finish_output(out, expected)
+    (tmp_path / "x.json").unlink()  # the worker died before writing the sidecar
+    finish_output(out, expected)
+    assert is_complete(out, expected)
