@@ -3,6 +3,10 @@
 #   run(command="bash benchmarks/gpu_check.sh", carry=[".whl", ".devcarry"], timeout_s=540)
 # .whl: wheels the machine lacks (deeptime, pooch, MDAnalysis and its pure-Python deps, ...);
 # .devcarry: weights/, oracle/ and data/ala2_r0.xtc + ala2.pdb copied from ../shared.
+# Both are git-ignored (.git/info/exclude); to recreate them:
+#   pip download --no-deps --python-version 3.12 --only-binary=:all: -d .whl deeptime pooch \
+#       platformdirs MDAnalysis GridDataFormats mda-xdrlib mmtf-python mrcfile
+#   mkdir -p .devcarry && cp -r ../shared/weights ../shared/oracle .devcarry/
 # Writes into $OUT: pytest log, throughput_gpu.json, precision_gpu.json.
 set -uo pipefail
 OUT="${OUT:-/tmp/gpu-out}"; mkdir -p "$OUT"
