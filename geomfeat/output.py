@@ -1,12 +1,18 @@
 """Writing embeddings to disk: atomic ``.npy`` files with a JSON sidecar.
 
-An output ``OUT.npy`` is filled through a memory map at a temporary path beside it
-(``.OUT.npy.partial``) and renamed into place only when every frame is written; its sidecar
-``OUT.json`` (model, checkpoint SHA-256, selection, pooling, frames, shape, geomfeat version) is
-written last, the same way, and marks the output complete. A failed run removes its temporary
-files and leaves any earlier output untouched; a killed run leaves at most a hidden ``.partial``
-file, never a pair that looks complete. Rerunning with the same settings skips complete outputs
-(resume); an output made with other settings is replaced only when asked (``overwrite``).
+An output ``OUT.npy`` is written in steps, so that parts of it can be filled by different
+workers (:mod:`geomfeat.cluster` runs them, serially or on Dask):
+
+1. :func:`plan_output`: the settings it will have, or ``None`` if it is already complete;
+2. :func:`create_partial`: an empty ``.npy`` at a hidden path beside it (``.OUT.npy.partial``);
+3. :func:`fill_partial`: embed a range of frames into their rows;
+4. :func:`finish_output`: rename it into place, then write the sidecar ``OUT.json`` (model,
+   checkpoint SHA-256, selection, pooling, frames, shape, geomfeat version), which marks the
+   output complete.
+
+A failed or interrupted run leaves at most a hidden ``.partial`` file, never a pair that looks
+complete. Rerunning with the same settings skips complete outputs (resume); an output made with
+other settings is replaced only when asked (``overwrite``).
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ __all__ = [
     "plan_output",
     "settings",
     "sidecar_path",
-    "write_embeddings",
     "write_json",
 ]
 
@@ -59,7 +64,7 @@ def check_destination(out: Path) -> None:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as readable JSON (UTF-8, numpy values as lists/numbers), atomically."""
-    tmp = path.with_name(f".{path.name}.partial")
+    tmp = partial_path(path)
     text = json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable)
     tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -160,13 +165,11 @@ def fill_partial(featurizer: GeomFeaturizer, reader: TrajectoryReader, tmp: str 
     one file filled by workers on different hosts of a network file system would otherwise
     write back whole pages and could overwrite each other's rows where they share a page.
     """
+    layout = np.load(tmp, mmap_mode="r")  # the header: where the rows start, their shape
+    offset, shape, dtype = layout.offset, layout.shape, layout.dtype
+    del layout
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
     with open(tmp, "r+b") as handle:
-        version = np.lib.format.read_magic(handle)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, _, dtype = read_header(handle)
-        offset = handle.tell()
-        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
         row = part.start
         for _, batch in featurizer.iter_embeddings(reader, frames[part.start : part.stop],
                                                    batch_size=batch_size):
@@ -197,57 +200,3 @@ def finish_output(out: str | os.PathLike, expected: dict[str, Any],
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(metadata or {}),
     })
-
-
-def write_embeddings(
-    featurizer: GeomFeaturizer,
-    reader: TrajectoryReader,
-    out: str | os.PathLike,
-    *,
-    start: int | None = None,
-    stop: int | None = None,
-    stride: int | None = None,
-    metadata: dict[str, Any] | None = None,
-    overwrite: bool = False,
-    on_batch: Callable[[int], None] | None = None,
-) -> bool:
-    """Embed ``reader``'s frames into ``out`` (a ``.npy``), streaming, and write its sidecar.
-
-    Parameters
-    ----------
-    featurizer : GeomFeaturizer
-        Configured featurizer.
-    reader : TrajectoryReader
-        Selected atoms and frames (see :func:`geomfeat.trajectory.open_trajectory`).
-    out : path
-        Destination ``.npy``; its folder must exist.
-    start, stop, stride : int, optional
-        Frame slice, applied while reading.
-    metadata : dict, optional
-        Extra entries for the sidecar (e.g. input file names).
-    overwrite : bool
-        Replace an existing output made with other settings (otherwise an error).
-    on_batch : callable, optional
-        Called with the number of frames of every batch written (progress reporting).
-
-    Returns
-    -------
-    bool
-        ``True`` if the file was written, ``False`` if a complete output with the same
-        settings was already there (nothing is done then).
-    """
-    expected = plan_output(featurizer, reader, out, start=start, stop=stop, stride=stride,
-                           overwrite=overwrite)
-    if expected is None:
-        return False
-    frames = reader.frame_indices(start, stop, stride)
-    tmp = partial_path(out)
-    try:
-        create_partial(out, expected["shape"])
-        fill_partial(featurizer, reader, tmp, frames, range(len(frames)),
-                     featurizer.resolve_batch_size(reader, frames), on_batch)
-        finish_output(out, expected, metadata)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return True
