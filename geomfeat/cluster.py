@@ -30,8 +30,7 @@ import os
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 
 import torch
 
+from ._threads import torch_threads
 from ._version import __version__
 from .errors import GeomfeatError, InputError
 from .featurizer import GeomFeaturizer
@@ -153,19 +153,6 @@ def _current_worker():
         return None
 
 
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _reader(featurizer: GeomFeaturizer, trajectory: str, top: str):
     return featurizer.reader(load_universe(trajectory, top))
 
@@ -210,7 +197,7 @@ def _part_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
             worker.log_event(topic, {"part": [out, part[0]], "done": done[0]})
 
     began = time.perf_counter()
-    with _torch_threads(threads):
+    with torch_threads(threads):
         reader = _reader(featurizer, trajectory, top)
         frames = reader.frame_indices(*frame_slice)
         fill_partial(featurizer, reader, partial_path(out), frames, range(*part), batch_size,
@@ -403,6 +390,7 @@ class _Run:
         self.exceptions: list[BaseException] = []
         self.began = [0.0] * len(jobs)
         self.progress = progress
+        self.encoder_loads: dict[str, int] = {}  # per worker process, from the finished parts
         self._bar: Any = None
 
     def bar(self) -> Any:
@@ -438,7 +426,10 @@ class _Run:
         self.entries[index].update(
             status="written", seconds=round(time.perf_counter() - self.began[index], 3),
             workers=sorted({p["worker"] for p in parts if p["worker"] is not None}))
-        self.entries[index]["_parts"] = parts
+        for part in parts:
+            name = part["worker"] or "this process"
+            self.encoder_loads[name] = (self.encoder_loads.get(name, 0)
+                                        + int(part["encoder_loaded"]))
 
     def _failed(self, index: int, exc: BaseException) -> None:
         self.exceptions.append(exc)
@@ -538,11 +529,6 @@ class _Run:
 
     # ----------------------------------------------------------------------------- report
     def manifest(self, client: Any) -> Manifest:
-        loads: dict[str, int] = {}
-        for entry in self.entries:
-            for part in entry.pop("_parts", []):
-                name = part["worker"] or "this process"
-                loads[name] = loads.get(name, 0) + int(part["encoder_loaded"])
         params = {k: v for k, v in self.featurizer.get_params().items() if k != "progress"}
         start, stop, stride = self.frame_slice
         run = {
@@ -554,6 +540,6 @@ class _Run:
             "scheduler": "serial" if client is None else client.scheduler.address,
             "frames_per_task": self.frames_per_task,
             "threads": self.threads,
-            "encoder_loads": loads,
+            "encoder_loads": self.encoder_loads,
         }
         return Manifest(self.entries, run)

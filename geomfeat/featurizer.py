@@ -262,9 +262,6 @@ class GeomFeaturizer(Transformer, Model):
                 yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
                 bar.update(len(batch.frames))
 
-    def _precision(self):
-        return _reduced_precision(self.dtype, self.torch_device)
-
     @torch.inference_mode()
     def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
                         boxes: np.ndarray | None = None) -> np.ndarray:
@@ -286,7 +283,7 @@ class GeomFeaturizer(Transformer, Model):
         n_frames, n_atoms = pos.shape[:2]
         z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(n_frames)
         edges = radius_graph(pos, encoder.cutoff, box=box)
-        with self._precision():
+        with _reduced_precision(self.dtype, device):
             x, vec = encoder(z, edges)
         x = x.to(dtype).view(n_frames, n_atoms, -1)  # 16-bit modes: pool in float32
         vec = vec.to(dtype).view(n_frames, n_atoms, 3, -1)

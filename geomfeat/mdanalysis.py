@@ -13,10 +13,10 @@ import multiprocessing
 from typing import Any
 
 import numpy as np
-import torch
 from MDAnalysis.analysis.base import AnalysisBase
 from MDAnalysis.analysis.results import ResultsGroup
 
+from ._threads import torch_threads
 from .featurizer import GeomFeaturizer
 
 __all__ = ["GeomEmbedding"]
@@ -106,16 +106,11 @@ class GeomEmbedding(AnalysisBase):
         if forked and self.featurizer.torch_device.type == "cpu":
             threads = 1  # a forked worker must not enter the OpenMP pool it inherited
         self._positions_in_run = indexed_frames[:, 0]
-        before = torch.get_num_threads()
-        if threads is not None:
-            torch.set_num_threads(threads)
-        try:
+        with torch_threads(threads):
             super()._compute(indexed_frames, verbose, progressbar_kwargs=progressbar_kwargs)
             if len(indexed_frames) == 0:
                 self._prepare()
             self._flush()  # the last, partial batch of this part
-        finally:
-            torch.set_num_threads(before)
         shape = self.featurizer.frame_shape(self._reader)
         self.results.embeddings = (np.concatenate(self._done) if self._done
                                    else np.empty((0, *shape), dtype=np.float32))
