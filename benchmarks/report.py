@@ -13,86 +13,75 @@ import json
 from pathlib import Path
 
 
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def accuracy_table(report: dict) -> str:
-    lines = ["| model | case | atoms | float32 max | float32 mean | float32 99.9 % "
-             "| float64 run, max |", "| --- | --- | --- | --- | --- | --- | --- |"]
     rows = {(r["model"], r["case"], r["dtype"]): r for r in report["accuracy"]}
-    for (model, case, dtype), r in rows.items():
-        if dtype != "float32":
-            continue
-        r64 = rows.get((model, case, "float64"), {})
-        lines.append(f"| {model} | {case} | {r['atoms']} | {r['max_abs_err']:.1e} | "
-                     f"{r['mean_abs_err']:.1e} | {r['p99.9_abs_err']:.1e} | "
-                     f"{r64.get('max_abs_err', float('nan')):.1e} |")
-    return "\n".join(lines)
+    header = ["model", "case", "atoms", "float32 max", "float32 mean", "float32 99.9 %",
+              "float64 run, max"]
+    return _markdown(header, [
+        [model, case, str(r["atoms"]), f"{r['max_abs_err']:.1e}", f"{r['mean_abs_err']:.1e}",
+         f"{r['p99.9_abs_err']:.1e}",
+         f"{rows.get((model, case, 'float64'), {}).get('max_abs_err', float('nan')):.1e}"]
+        for (model, case, dtype), r in rows.items() if dtype == "float32"])
+
+
+def _gpu_memory(report: dict, r: dict) -> list[str]:
+    """The peak-GPU-memory cell of a row, on GPU reports only."""
+    return [f"{r.get('peak_gpu_mib', 0):,.0f}"] if report.get("gpu") else []
+
+
+def _gpu_header(report: dict) -> list[str]:
+    return ["peak GPU MiB"] if report.get("gpu") else []
 
 
 def throughput_table(report: dict) -> str:
-    gpu = report.get("gpu")
-    head = "| model | system | atoms | batch | frames/s | atoms/s | peak RSS MiB |"
-    sep = "| --- | --- | --- | --- | --- | --- | --- |"
-    if gpu:
-        head += " peak GPU MiB |"
-        sep += " --- |"
-    lines = [head, sep]
-    for r in report["throughput"]:
-        line = (f"| {r['model']} | {r['system']} | {r['atoms']} | {r['batch']} | "
-                f"{r['frames_per_s']:,.1f} | {r['atoms_per_s']:,.0f} | {r['peak_rss_mib']:,.0f} |")
-        if gpu:
-            line += f" {r.get('peak_gpu_mib', 0):,.0f} |"
-        lines.append(line)
-    return "\n".join(lines)
+    header = ["model", "system", "atoms", "batch", "frames/s", "atoms/s", "peak RSS MiB"]
+    return _markdown(header + _gpu_header(report), [
+        [r["model"], r["system"], str(r["atoms"]), str(r["batch"]), f"{r['frames_per_s']:,.1f}",
+         f"{r['atoms_per_s']:,.0f}", f"{r['peak_rss_mib']:,.0f}", *_gpu_memory(report, r)]
+        for r in report["throughput"]])
 
 
 def models_table(report: dict) -> str:
-    lines = ["| model | architecture | layers | hidden | cutoff (Å) | parameters |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for m in report.get("models", []):
-        lines.append(f"| {m['model']} | {m['architecture']} | {m['layers']} | {m['hidden']} | "
-                     f"{m['cutoff_A']:g} | {m['parameters']:,} |")
-    return "\n".join(lines)
+    header = ["model", "architecture", "layers", "hidden", "cutoff (Å)", "parameters"]
+    return _markdown(header, [
+        [m["model"], m["architecture"], str(m["layers"]), str(m["hidden"]),
+         f"{m['cutoff_A']:g}", f"{m['parameters']:,}"]
+        for m in report.get("models", [])])
 
 
 def comparison_table(report: dict) -> str:
     """Rows of ``throughput.py``: frames/s of every method and its ratio to the naive baseline."""
-    gpu = bool(report.get("gpu"))
-    lines = ["| system | atoms | batch | method | frames/s | × naive | atoms/s | peak RSS MiB"
-             + (" | peak GPU MiB |" if gpu else " |"),
-             "| --- | --- | --- | --- | --- | --- | --- | ---" + (" | --- |" if gpu else " |")]
     runs = [r for r in report["runs"] if "error" not in r]
     naive = {(r["system"], r["batch"]): r["frames_per_s"] for r in runs if r["method"] == "naive"}
+    names = {"naive": "naive PyG ViSNet", "distances": "mdtraj distances"}
+    rows = []
     for r in runs:
-        name = r["model"] if r["method"] == "geomfeat" else (
-            "naive PyG ViSNet" if r["method"] == "naive" else "mdtraj distances")
-        ratio = naive.get((r["system"], r["batch"]))
-        line = (f"| {r['system']} | {r['atoms']} | {r['batch']} | {name} | "
-                f"{r['frames_per_s']:,.1f} | {r['frames_per_s'] / ratio:.2f} | "
-                f"{r['atoms_per_s']:,.0f} | {r['peak_rss_mib']:,.0f} |" if ratio else
-                f"| {r['system']} | {r['atoms']} | {r['batch']} | {name} | "
-                f"{r['frames_per_s']:,.1f} | – | {r['atoms_per_s']:,.0f} | "
-                f"{r['peak_rss_mib']:,.0f} |")
-        if gpu:
-            line += f" {r.get('peak_gpu_mib', 0):,.0f} |"
-        lines.append(line)
-    return "\n".join(lines)
+        base = naive.get((r["system"], r["batch"]))
+        rows.append([r["system"], str(r["atoms"]), str(r["batch"]),
+                     r["model"] if r["method"] == "geomfeat" else names[r["method"]],
+                     f"{r['frames_per_s']:,.1f}",
+                     f"{r['frames_per_s'] / base:.2f}" if base else "–",
+                     f"{r['atoms_per_s']:,.0f}", f"{r['peak_rss_mib']:,.0f}",
+                     *_gpu_memory(report, r)])
+    header = ["system", "atoms", "batch", "method", "frames/s", "× naive", "atoms/s",
+              "peak RSS MiB"]
+    return _markdown(header + _gpu_header(report), rows)
 
 
 def rss_table(report: dict) -> str:
     rows = report.get("embed_rss", [])
     if not rows:
         return ""
-    lines = ["| frames | seconds | frames/s | peak RSS MiB | RSS / first row |",
-             "| --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['frames']:,} | {r['seconds']} | {r['frames_per_s']:,.0f} | "
-                     f"{r['peak_rss_mib']:,.1f} | "
-                     f"{r['peak_rss_mib'] / rows[0]['peak_rss_mib']:.3f} |")
-    return "\n".join(lines)
-
-
-def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    header = ["frames", "seconds", "frames/s", "peak RSS MiB", "RSS / first row"]
+    return _markdown(header, [
+        [f"{r['frames']:,}", str(r["seconds"]), f"{r['frames_per_s']:,.0f}",
+         f"{r['peak_rss_mib']:,.1f}", f"{r['peak_rss_mib'] / rows[0]['peak_rss_mib']:.3f}"]
+        for r in rows])
 
 
 def precision_table(report: dict) -> str:
