@@ -19,7 +19,9 @@ Usage::
 
 Prints, per residue, the populations, the number of core-to-core transitions
 by pair (both directions summed), their minimum over trajectories and the mean
-dwell time per visit. Times in ps (from the trajectory files), angles in degrees.
+dwell time per visit; then the slowest implied timescales of a TICA model
+(deeptime) on the backbone torsions (sin and cos of every phi and psi) at the
+``--lags`` given. Times in ps (from the trajectory files), angles in degrees.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import mdtraj as md
 import numpy as np
+from deeptime.decomposition import TICA
 
 BASINS = ("beta", "alphaR", "phi>0")
 
@@ -64,6 +67,7 @@ def core_to_core(core: np.ndarray) -> list[tuple[int, int, int]]:
 def summarise(top: Path, trajs: list[Path]) -> dict[str, object]:
     """Per-residue populations and transition counts over all trajectories."""
     per_res: dict[str, dict[str, object]] = {}
+    torsions: list[np.ndarray] = []
     total_frames, dt = 0, None
     for path in trajs:
         traj = md.load(str(path), top=str(top))
@@ -75,6 +79,8 @@ def summarise(top: Path, trajs: list[Path]) -> dict[str, object]:
         # Residue of a phi (C-N-CA-C) is the one of its CA; of a psi (N-CA-C-N) the one of its CA.
         phi_res = [traj.topology.atom(q[2]).residue for q in phi_idx]
         psi_res = [traj.topology.atom(q[1]).residue for q in psi_idx]
+        angles = np.concatenate([phi, psi], axis=1)
+        torsions.append(np.concatenate([np.sin(angles), np.cos(angles)], axis=1))
         for i, res in enumerate(phi_res):
             if res not in psi_res:
                 continue
@@ -89,7 +95,20 @@ def summarise(top: Path, trajs: list[Path]) -> dict[str, object]:
             for _, a, b in events:
                 key = "-".join(BASINS[k] for k in sorted((a, b)))
                 entry["pairs"][key] = entry["pairs"].get(key, 0) + 1
-    return {"frames": total_frames, "dt_ps": dt, "n_traj": len(trajs), "residues": per_res}
+    return {
+        "frames": total_frames,
+        "dt_ps": dt,
+        "n_traj": len(trajs),
+        "residues": per_res,
+        "torsions": torsions,
+    }
+
+
+def implied_timescales(torsions: list[np.ndarray], lag: int, k: int = 4) -> np.ndarray:
+    """The ``k`` slowest implied timescales (in frames) of TICA at ``lag`` frames."""
+    model = TICA(lagtime=lag).fit(torsions).fetch_model()
+    values = np.clip(model.singular_values[:k], 1e-12, 1 - 1e-12)
+    return -lag / np.log(values)
 
 
 def to_markdown(summary: dict[str, object]) -> str:
@@ -115,13 +134,29 @@ def to_markdown(summary: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def timescales_markdown(summary: dict[str, object], lags_ps: list[float]) -> str:
+    """Lines with the TICA implied timescales (ps) at each lag time (ps)."""
+    dt = summary["dt_ps"]
+    lines = ["", "TICA on backbone torsions (sin/cos of phi, psi), slowest implied timescales:"]
+    for lag_ps in lags_ps:
+        lag = round(lag_ps / dt)
+        ts = implied_timescales(summary["torsions"], lag) * dt
+        lines.append(f"- lag {lag * dt:g} ps: " + ", ".join(f"{t:.0f}" for t in ts) + " ps")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("top", type=Path, help="topology (PDB)")
     parser.add_argument("trajs", type=Path, nargs="+", help="trajectories (XTC, DCD, ...)")
+    parser.add_argument(
+        "--lags", type=float, nargs="+", default=[20.0, 100.0], help="TICA lag times in ps"
+    )
     args = parser.parse_args(argv)
-    print(to_markdown(summarise(args.top, args.trajs)))
+    summary = summarise(args.top, args.trajs)
+    print(to_markdown(summary))
+    print(timescales_markdown(summary, args.lags))
 
 
 if __name__ == "__main__":
