@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from .encoders import ARCHITECTURES, Encoder, Layers, load_encoder, resolve_layers
 from .errors import InputError
+from .localgraph import LocalGraphs, residue_local_graphs
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
 from .registry import get_model_card
@@ -44,8 +45,12 @@ class GeomFeaturizer(Transformer, Model):
     select : str or array of int
         Atoms to embed: ``"heavy"`` (default), ``"all"``, a selection string in the input
         toolkit's language, or 0-based indices. See :mod:`geomfeat.trajectory`.
-    pool : {"graph", "residue", "atom"}
+    pool : {"graph", "residue", "atom", "residue-local"}
         One vector per frame, one token per residue of the selection, or one per atom.
+        ``"residue-local"``: one token per residue computed from the residue's local graph
+        (its atoms plus the selected atoms within the cutoff of them, embedded on their own)
+        instead of the whole molecule; see :mod:`geomfeat.localgraph`. Costs about
+        (atoms of a local graph) / (atoms) times ``R`` as much as ``"residue"``.
     reduce : {"sum", "mean"}
         How atoms are combined by ``pool="graph"`` / ``"residue"``.
     features : {"scalar", "invariant", "equivariant"}
@@ -172,8 +177,9 @@ class GeomFeaturizer(Transformer, Model):
     def reader(self, data: Any) -> TrajectoryReader:
         """A :class:`~geomfeat.trajectory.TrajectoryReader` over ``data`` with this selection."""
         reader = open_trajectory(data, self.select)
-        if self.pool == "residue" and getattr(reader, "has_residues", True) is False:
-            raise InputError("pool='residue' needs residues: pass an mdtraj Trajectory, an "
+        if (self.pool in ("residue", "residue-local")
+                and getattr(reader, "has_residues", True) is False):
+            raise InputError(f"pool={self.pool!r} needs residues: pass an mdtraj Trajectory, an "
                              "MDAnalysis Universe, or (positions, atomic_numbers, residue_ids)")
         return reader
 
@@ -182,6 +188,7 @@ class GeomFeaturizer(Transformer, Model):
         h = self.card.hidden_channels * len(self.layer_indices)
         tail = {"scalar": (h,), "invariant": (2 * h,), "equivariant": (4, h)}[self.features]
         lead = {"graph": (), "residue": (len(reader.residue_labels),),
+                "residue-local": (len(reader.residue_labels),),
                 "atom": (reader.n_atoms,)}[self.pool]
         return (*lead, *tail)
 
@@ -226,6 +233,9 @@ class GeomFeaturizer(Transformer, Model):
         pos = torch.tensor(first.positions)  # one frame: copy (the reader's may be read-only)
         box = None if boxes is None else torch.tensor(boxes)
         edges = radius_graph(pos, self.card.cutoff, box=box)
+        if self.pool == "residue-local":  # the encoder sees the residues' local graphs
+            edges = residue_local_graphs(edges, torch.as_tensor(reader.residues), 1,
+                                         len(reader.residue_labels)).edges
         return self.auto_batch_size(edges.index.shape[1], edges.num_nodes)
 
     # ----------------------------------------------------------------------------- deeptime API
@@ -310,19 +320,36 @@ class GeomFeaturizer(Transformer, Model):
         n_frames, n_atoms = pos.shape[:2]
         z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(n_frames)
         edges = radius_graph(pos, encoder.cutoff, box=box)
-        with _reduced_precision(self.dtype, device):
-            readouts = encoder(z, edges, layers=self.layer_indices)
         residues = torch.as_tensor(reader.residues, device=device)
         n_res = len(reader.residue_labels)
+        local = None
+        if self.pool == "residue-local":
+            local = residue_local_graphs(edges, residues, n_frames, n_res)
+            z, edges = z[local.atom], local.edges
+        with _reduced_precision(self.dtype, device):
+            readouts = encoder(z, edges, layers=self.layer_indices)
         blocks = []
         for x, vec in readouts:  # one block of channels per layer, each pooled as one output
-            x = x.to(dtype).view(n_frames, n_atoms, -1)  # 16-bit modes: pool in float32
-            vec = vec.to(dtype).view(n_frames, n_atoms, 3, -1)
-            x = pool_atoms(x, self.pool, self.reduce, residues, n_res)
-            vec = pool_atoms(vec, self.pool, self.reduce, residues, n_res)
+            x, vec = x.to(dtype), vec.to(dtype)  # 16-bit modes: pool in float32
+            if local is not None:
+                x, vec = (_pool_local(t, local, self.reduce, n_frames, n_res) for t in (x, vec))
+            else:
+                x = x.view(n_frames, n_atoms, -1)
+                vec = vec.view(n_frames, n_atoms, 3, -1)
+                x = pool_atoms(x, self.pool, self.reduce, residues, n_res)
+                vec = pool_atoms(vec, self.pool, self.reduce, residues, n_res)
             blocks.append(combine_features(x, vec, self.features))
         out = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
         return out.float().cpu().numpy()
+
+
+def _pool_local(t: torch.Tensor, local: LocalGraphs, reduce: str, n_frames: int,
+                n_residues: int) -> torch.Tensor:
+    """Tokens ``(B, R, ...)`` from local-graph node features ``(K, ...)``: each residue's own
+    atoms of its own graph, pooled as ``pool="residue"`` pools a frame's atoms."""
+    tokens = pool_atoms(t[local.own].unsqueeze(0), "residue", reduce, local.graph[local.own],
+                        n_frames * n_residues)
+    return tokens.view(n_frames, n_residues, *t.shape[1:])
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from conftest import random_rotation
 from geomfeat import GeomFeaturizer, list_models
 from geomfeat.cli import main
 from geomfeat.encoders import ARCHITECTURES, resolve_layers
+from geomfeat.errors import InputError
 from geomfeat.neighbors import radius_graph
 from geomfeat.pooling import combine_features, pool_atoms
 from geomfeat.registry import get_model_card
@@ -160,15 +161,16 @@ def test_cli_layers_round_trip(example_files, tmp_path, capsys, weights_url):
     xtc, pdb = example_files
     out = tmp_path / "layers.npy"
     code = main(["embed", str(xtc), str(pdb), "-o", str(out), "--layers", "0,2,5",
-                 "--pool", "residue", "--features", "invariant", "--stop", "3", "-q"])
+                 "--pool", "residue-local", "--features", "invariant", "--stop", "3", "-q"])
     assert code == 0, capsys.readouterr().err
     emb = np.load(out)
     assert emb.shape == (3, 3, 3 * 2 * H) and emb.dtype == np.float32
-    expected = GeomFeaturizer(pool="residue", features="invariant", layers=[0, 2, 5]).transform(
-        md.load(xtc, top=pdb)[:3])
+    expected = GeomFeaturizer(pool="residue-local", features="invariant",
+                              layers=[0, 2, 5]).transform(md.load(xtc, top=pdb)[:3])
     np.testing.assert_array_equal(emb, expected)
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["layers"] == [0, 2, 5] and sidecar["n_layers"] == 6
+    assert sidecar["pool"] == "residue-local"
     assert sidecar["shape"] == [3, 3, 3 * 2 * H]
 
     out = tmp_path / "last.npy"
@@ -190,3 +192,65 @@ def test_cli_bad_layers_is_one_line_and_writes_nothing(example_files, tmp_path, 
     assert err.startswith("geomfeat: error:") and "layer 9 does not exist" in err
     assert err.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------ pool="residue-local"
+def test_local_token_is_the_residue_embedded_with_its_neighbours_alone(traj, weights_url):
+    """Token (frame f, residue r) = embed the atoms within the cutoff of r, pool r's atoms."""
+    model, cutoff = "tensornet-denali", 5.0  # the smallest cutoff: ala2 is not one neighbourhood
+    pos = traj.xyz[:2].astype(np.float64) * 10.0
+    z = np.array([a.element.atomic_number for a in traj.topology.atoms])
+    residue = np.array([a.residue.index for a in traj.topology.atoms])
+    local = GeomFeaturizer(model, select="all", pool="residue-local", reduce="mean",
+                           features="equivariant", layers=[0, -1]).transform(traj[:2])
+    assert local.shape == (2, 3, 4, 2 * H)
+    atoms = GeomFeaturizer(model, select="all", pool="atom", features="equivariant",
+                           layers=[0, -1])
+    for f in range(2):
+        for r in range(3):
+            distance = np.linalg.norm(pos[f][:, None] - pos[f][None, residue == r], axis=-1)
+            members = np.flatnonzero(distance.min(axis=1) < cutoff)
+            by_hand = atoms.transform((pos[f : f + 1, members], z[members]))[0]
+            np.testing.assert_allclose(local[f, r], by_hand[residue[members] == r].mean(0),
+                                       atol=1e-5)
+
+
+def test_local_tokens_differ_from_residue_tokens_only_where_atoms_are_out_of_reach(traj,
+                                                                                 weights_url):
+    options = dict(model="tensornet-denali", select="all", features="invariant", layers="all")
+    whole = GeomFeaturizer(pool="residue", **options).transform(traj)
+    local = GeomFeaturizer(pool="residue-local", **options).transform(traj)
+    assert local.shape == whole.shape == (4, 3, 3 * 2 * H)
+    difference = np.abs(local - whole).max(axis=(0, 2))
+    # ACE and NME have atoms beyond 5 Å of each other; every atom is within 5 Å of ALA
+    assert difference[0] > 0.1 and difference[2] > 0.1
+    assert difference[1] <= 1e-5
+
+
+def test_local_tokens_of_a_one_residue_molecule_are_its_residue_tokens(traj, weights_url):
+    alanine = traj.atom_slice(traj.topology.select("resname ALA"))
+    options = dict(select="all", features="invariant", layers="all", reduce="mean")
+    local = GeomFeaturizer(pool="residue-local", **options).transform(alanine)
+    np.testing.assert_array_equal(local, GeomFeaturizer(pool="residue", **options).transform(
+        alanine))
+
+
+def test_local_tokens_are_rotation_invariant_and_need_residues(traj, weights_url):
+    pos = traj.xyz[:2].astype(np.float64) * 10.0
+    z = np.array([a.element.atomic_number for a in traj.topology.atoms])
+    residue = np.array([a.residue.index for a in traj.topology.atoms])
+    moved = pos @ random_rotation(5).T + np.array([1.0, 2.0, -30.0])
+    featurizer = GeomFeaturizer("tensornet-denali", select="all", pool="residue-local",
+                                features="invariant")
+    np.testing.assert_allclose(featurizer.transform((moved, z, residue)),
+                               featurizer.transform((pos, z, residue)), atol=1e-4)
+    with pytest.raises(InputError, match=r"pool='residue-local' needs residues"):
+        featurizer.transform((pos, z))
+
+
+def test_local_graphs_size_the_automatic_batches(traj, weights_url):
+    whole, local = GeomFeaturizer(pool="residue"), GeomFeaturizer(pool="residue-local")
+    frames = range(len(traj))
+    # heavy atoms of ala2 are one neighbourhood at 7.5 Å: three local graphs of 100 edges
+    assert whole.resolve_batch_size(whole.reader(traj), frames) == whole.auto_batch_size(100)
+    assert local.resolve_batch_size(local.reader(traj), frames) == local.auto_batch_size(300)
