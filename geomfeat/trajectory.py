@@ -30,6 +30,7 @@ conformer listed is kept (mdtraj's rule), on both paths.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -222,9 +223,12 @@ def _resolve_selection(select: Selection, res: Resolution, toolkit_select, sourc
 def _selection_problem(exc: Exception) -> str:
     """One line saying what is wrong with a selection string (the toolkits' words are terse)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "'None'" in text or "end of" in text.lower() or "unexpected end" in text.lower():
-        return f"the selection ends too early (unclosed parenthesis or operator?): {text}"
-    return text
+    if "'None'" in text or "end of text" in text:  # MDAnalysis / mdtraj (pyparsing)
+        return "the selection ends too early (an unclosed parenthesis or a dangling operator?)"
+    found = re.search(r"found (.*?\(at char \d+\))", text)  # pyparsing lists every keyword
+    if found:
+        return f"unexpected {found.group(1)}"
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def check_model_elements(reader: TrajectoryReader, card, allow: bool = False) -> list[str]:
@@ -343,12 +347,15 @@ class MDAnalysisReader(TrajectoryReader):
         atom_res = [f"{r}{i}" if r is not None else f"residue {i}" for r, i in
                     zip(resnames if resnames is not None else [None] * len(group),
                         resids if resids is not None else group.resindices, strict=True)]
-        labels = [f"{r}:{nm} (atom {ix})" for r, nm, ix in
-                  zip(atom_res, names if names is not None else ["?"] * len(group),
-                      group.indices, strict=True)]
-        keys = [f"{r}:{nm}" for r, nm in
-                zip(resnames if resnames is not None else [""] * len(group),
-                    names if names is not None else _type_labels(group), strict=True)]
+        if names is not None:
+            labels = [f"{r}:{nm} (atom {ix})" for r, nm, ix in
+                      zip(atom_res, names, group.indices, strict=True)]
+            keys = [f"{r}:{nm}" for r, nm in
+                    zip(resnames if resnames is not None else [""] * len(group), names,
+                        strict=True)]
+        else:  # e.g. LAMMPS data: atoms are known by their type only
+            keys = _type_labels(group)
+            labels = [f"{k} (atom {ix})" for k, ix in zip(keys, group.indices, strict=True)]
         residue_ids = np.asarray(group.resindices, dtype=np.int64)
         index = self._set_selection(res, labels, keys, residue_ids, atom_res, select,
                                     lambda s: _group_positions(group, group.select_atoms(s)),
