@@ -250,14 +250,10 @@ def test_both_paths_embed_the_same(weights_url):
     a = featurizer.transform(universe(D.PRMncdf, D.NCDF), stop=2)
     b = featurizer.transform(mdtraj_load(D.NCDF, D.PRMncdf)[:2])
     assert a.shape == (2, 64) and np.abs(a - b).max() <= 1e-4
-    # mdtraj keeps float32 nm, MDAnalysis float32 Å: 5a7u's coordinates (up to 250 Å) differ
-    # by up to 3e-5 Å between the two, which a sum over 224 atoms lifts to 5e-3; compare means
-    zinc = GeomFeaturizer(select="heavy", allow_unseen_elements=True, reduce="mean")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", InputWarning)
-        a = zinc.transform(universe(D.PDB_CRYOEM_BOX))
-        b = zinc.transform(mdtraj_load(D.PDB_CRYOEM_BOX))
-    assert np.abs(a - b).max() <= 1e-4
+    water = GeomFeaturizer(select="all")  # both frames of the GRO on both paths
+    a = water.transform(universe(D.two_water_gro_multiframe))
+    b = water.transform(mdtraj_load(D.two_water_gro_multiframe))
+    assert a.shape == (2, 64) and np.abs(a - b).max() <= 1e-4 and np.abs(a[0] - a[1]).max() > 0.01
 
 
 def test_lone_pdb_crystal_cell_is_not_a_box(weights_url):
