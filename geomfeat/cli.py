@@ -238,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", module="MDAnalysis")
+    formatwarning = warnings.formatwarning
     warnings.formatwarning = lambda message, *_, **__: f"geomfeat: warning: {message}\n"
     try:
         return {"embed": _embed, "models": _models}[args.command](args)
@@ -250,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("geomfeat: interrupted; no partial output was left", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning  # main() may run inside another program
 
 
 if __name__ == "__main__":

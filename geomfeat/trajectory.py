@@ -159,7 +159,9 @@ class TrajectoryReader(ABC):
         if index.size == 0:
             raise InputError(f"selection {select!r}{' with heavy=True' if heavy else ''} matches "
                              f"no atoms in {self.source}")
-        if isinstance(select, str) and select in ("heavy", "all") and res.solvent[index].any():
+        solvent = res.solvent[index]
+        if isinstance(select, str) and select in ("heavy", "all") and solvent.any() and \
+                not solvent.all():  # solute and solvent together
             n_solvent = int(res.solvent[index].sum())
             warnings.warn(f"{self.source}: select={select!r} includes {n_solvent} water and ion "
                           f"atom(s) of {index.size}; for the solute only use select='solute' "
