@@ -281,11 +281,22 @@ def test_cli_sidecar_lists_elements_and_what_was_left_out(tmp_path, capsys, weig
     ([D.Martini_membrane_gro, D.Martini_membrane_gro], "coarse-grained beads"),
     ([D.NCDF, D.PRMncdf, "--select", "protein and ("], "'protein and (' "),
     ([D.PDB_CRYOEM_BOX, D.PDB_CRYOEM_BOX], "outside visnet-denali's pre-training elements"),
+    ([D.PDB_CRYOEM_BOX, D.PDB_CRYOEM_BOX, "--elements", "missing.txt"],
+     "cannot read elements file missing.txt"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, args, words):
     code = main(["embed", *args, "-o", str(tmp_path / "e.npy"), "-q"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and words in err and len(err.splitlines()) == 1, err
+
+
+def test_cli_elements_file_format_errors_name_the_line(tmp_path, capsys):
+    spec = tmp_path / "elements.txt"
+    spec.write_text("ZN Zn\nHEM:FE\n")
+    code = main(["embed", D.PDB_CRYOEM_BOX, D.PDB_CRYOEM_BOX, "-o", str(tmp_path / "e.npy"),
+                 "--elements", str(spec)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and f"{spec}:2: expected 'KEY ELEMENT'" in err and "\n" not in err
 
 
 def test_cli_lammps_data_is_one_line_without_traceback(tmp_path):
