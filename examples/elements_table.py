@@ -55,6 +55,7 @@ def cases(folder: Path) -> list[tuple[str, tuple, tuple | None]]:
         ("4E43.pdb (altlocs, CRYST1)", (D.PDB_full,), (D.PDB_full,)),
         ("5a7u.pdb (Zn)", (D.PDB_CRYOEM_BOX,), (D.PDB_CRYOEM_BOX,)),
         ("1k5i_c36.pdb.gz (RNA, CHARMM36m)", (D.RNA_PDB,), (D.RNA_PDB,)),
+        ("mol2/Molecule.mol2 (SYBYL types)", (D.mol2_molecule,), (D.mol2_molecule,)),
         ("adk_open.pqr", (D.PQR,), None),
         ("adk_closed.dms (atomic numbers)", (D.DMS,), None),
         ("tip5p.itp (topology only)", (D.ITP_tip5p,), None),
