@@ -219,6 +219,26 @@ def test_override_per_atom_and_by_name():
         reader(u, elements=per_atom[:-1])
 
 
+def test_override_keys_most_specific_wins(tmp_path):
+    from geomfeat.elements import (
+        ATOM,
+        VIRTUAL,
+        ElementOverride,
+        read_elements_file,
+        resolve_elements,
+    )
+
+    spec = tmp_path / "elements.txt"
+    spec.write_text("ZN Zn   # any atom named ZN\nLIG:ZN 0\nX virtual\ntype:7 8\n")
+    table = read_elements_file(spec)
+    assert table == {"ZN": 30, "LIG:ZN": -1, "X": -1, "type:7": 8}
+    res = resolve_elements(["ZN", "ZN", "X", "Q"], ["ZN", "LIG", "LIG", "LIG"],
+                           np.array([0, 1, 1, 1]), types=["1", "1", "1", "7"],
+                           override=ElementOverride.from_user(spec))
+    assert res.z.tolist() == [30, 0, 0, 8]
+    assert res.kind.tolist() == [ATOM, VIRTUAL, VIRTUAL, ATOM]
+
+
 @pytest.mark.parametrize("load", [lambda: universe(D.PRMncdf, D.NCDF),
                                   lambda: mdtraj_load(D.NCDF, D.PRMncdf)])
 def test_broken_selection_is_one_line_naming_it(load):
