@@ -16,10 +16,12 @@ from .errors import InputError
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
 from .registry import get_model_card
-from .trajectory import Selection, TrajectoryReader, open_trajectory
+from .trajectory import Batch, Selection, TrajectoryReader, open_trajectory, prefetched
 
 __all__ = ["GeomFeaturizer"]
 
+#: Batches read ahead by a background thread while the encoder runs (0: read in line).
+PREFETCH_BATCHES = 1
 #: Largest number of frames per batch chosen automatically.
 MAX_AUTO_BATCH = 16384
 #: Default memory budget of one batch on the CPU, GiB.
@@ -248,19 +250,29 @@ class GeomFeaturizer(Transformer, Model):
         """Stream ``(frame_numbers, embeddings)`` batches of ``reader``'s ``frames``.
 
         ``batch_size`` overrides :meth:`resolve_batch_size` (a worker embedding part of a
-        trajectory is given the batch size of the whole).
+        trajectory is given the batch size of the whole). The next batch is read and checked
+        in a background thread while the encoder works on the current one
+        (:data:`PREFETCH_BATCHES`); batches come out in order, and a reading error is raised
+        only after every batch before it has been yielded.
         """
         if batch_size is None:
             batch_size = self.resolve_batch_size(reader, frames)
         with tqdm(total=len(frames), unit="frame", disable=not self.progress,
                   desc=self.model, dynamic_ncols=True) as bar:
-            for batch in reader.iter_batches(batch_size, frames):
-                _check_finite(batch.positions, batch.frames, reader.source)
+            for batch in prefetched(self._checked_batches(reader, frames, batch_size),
+                                    PREFETCH_BATCHES):
                 boxes = batch.boxes if self.pbc else None
-                if boxes is not None:
-                    _check_box(boxes, self.card.cutoff, batch.frames, reader.source)
                 yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
                 bar.update(len(batch.frames))
+
+    def _checked_batches(self, reader: TrajectoryReader, frames: range, batch_size: int
+                         ) -> Iterator[Batch]:
+        """``reader``'s batches, each checked for non-finite coordinates and too small boxes."""
+        for batch in reader.iter_batches(batch_size, frames):
+            _check_finite(batch.positions, batch.frames, reader.source)
+            if self.pbc and batch.boxes is not None:
+                _check_box(batch.boxes, self.card.cutoff, batch.frames, reader.source)
+            yield batch
 
     @torch.inference_mode()
     def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
