@@ -14,7 +14,15 @@ Methods, all on the same in-memory frames (coordinates → features, graph pooli
     ``mdtraj.compute_distances`` on all atom pairs of the selection (the hand-made baseline).
 
 Systems: alanine dipeptide heavy atoms (10) and all atoms (22) from the bundled example
-trajectory, and T4 lysozyme heavy atoms (1290) from the oracle's two frames with 0.05 Å noise.
+trajectory, and T4 lysozyme heavy atoms (1290, ``t4l_heavy``) or the first 44 of them
+(residues 1-5, a pentapeptide-sized fragment, ``t4l_n44``) from the oracle's two frames with
+0.05 Å noise.
+
+``--interleave R`` times geomfeat and the naive baseline in turns, R times each, in one
+process per model and configuration and reports the median of the R ratios (robust to load
+on a shared machine). ``--compile`` sets ``GEOMFEAT_COMPILE`` for the runs.
+``--pipeline T:F:B`` times the encoder alone against reading alone and the whole
+``geomfeat embed`` command on T alanine-dipeptide XTC files of F frames (batch B).
 
 ``--rss-trajectory`` additionally runs ``geomfeat embed`` on the first N frames of a trajectory
 for each N of ``--rss-frames`` and reports each child's peak RSS (streaming target: flat in N).
@@ -56,7 +64,10 @@ def frames_for(system: str, n_frames: int, oracle: Path) -> tuple[np.ndarray, np
         pos = next(reader.iter_batches(len(frames), frames)).positions
         return pos[np.arange(n_frames) % len(pos)].astype(np.float32), reader.atomic_numbers
     with np.load(oracle / "visnet_l6_h64_rbf64_r75.npz") as data:
-        base, z = data[f"{system}__pos"], data[f"{system}__z"]
+        if system == "t4l_n44":  # first 44 heavy atoms: residues 1-5 (MNIFE) of T4 lysozyme
+            base, z = data["t4l_heavy__pos"][:, :44], data["t4l_heavy__z"][:44]
+        else:
+            base, z = data[f"{system}__pos"], data[f"{system}__z"]
     noise = np.random.default_rng(0).normal(scale=0.05, size=(n_frames, *base.shape[1:]))
     return (base[np.arange(n_frames) % len(base)] + noise).astype(np.float32), z
 
@@ -315,12 +326,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="+",
                         default=["visnet-denali", "et-denali", "tensornet-denali"])
     parser.add_argument("--configs", nargs="*", default=["ala2_heavy:256", "ala2_all:256"],
-                        help="SYSTEM:BATCH[,BATCH...] (ala2_heavy, ala2_all, t4l_heavy)")
+                        help="SYSTEM:BATCH[,BATCH...] (ala2_heavy, ala2_all, t4l_n44, t4l_heavy)")
     parser.add_argument("--methods", nargs="+", default=["geomfeat", "naive", "distances"])
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--interleave", type=int, default=0, metavar="REPEATS",
                         help="instead of separate runs: geomfeat and naive in turns in one "
                              "process, REPEATS times each, per model and configuration")
+    parser.add_argument("--threads", type=int,
+                        help="PyTorch threads of the runs (OMP_NUM_THREADS; default: as set)")
     parser.add_argument("--compile", choices=["auto", "always", "never"],
                         help="GEOMFEAT_COMPILE for the runs (default: as set, else auto)")
     parser.add_argument("--pipeline", metavar="TRAJECTORIES:FRAMES:BATCH",
@@ -333,6 +346,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.compile:
         os.environ["GEOMFEAT_COMPILE"] = args.compile  # inherited by the children
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     if args.interleaved_worker:
         system, batch, device, model, oracle, repeats = args.interleaved_worker
         print(json.dumps(interleaved(system, int(batch), device, model, Path(oracle),

@@ -12,6 +12,7 @@ from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
 from .encoders import ARCHITECTURES, Encoder, load_encoder
+from .encoders.layers import compile_mode, compile_on_cpu
 from .errors import InputError
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
@@ -22,6 +23,10 @@ __all__ = ["GeomFeaturizer"]
 
 #: Batches read ahead by a background thread while the encoder runs (0: read in line).
 PREFETCH_BATCHES = 1
+#: On the CPU, the edge messages are compiled (``torch.compile``, tens of seconds once per
+#: process) for jobs of at least this many neighbour pairs (frames × pairs of the first frame);
+#: see ``GEOMFEAT_COMPILE`` in :mod:`geomfeat.encoders.layers`.
+CPU_COMPILE_MIN_EDGES = 5_000_000
 #: Largest number of frames per batch chosen automatically.
 MAX_AUTO_BATCH = 16384
 #: Default memory budget of one batch on the CPU, GiB.
@@ -129,6 +134,7 @@ class GeomFeaturizer(Transformer, Model):
         self.progress = progress
         self.pbc = pbc
         self._encoder: Encoder | None = None
+        self._compile_cpu = False  # set per job by iter_embeddings (see CPU_COMPILE_MIN_EDGES)
 
     # ----------------------------------------------------------------------------- encoder
     @property
@@ -257,6 +263,7 @@ class GeomFeaturizer(Transformer, Model):
         """
         if batch_size is None:
             batch_size = self.resolve_batch_size(reader, frames)
+        self._compile_cpu = self._long_cpu_job(reader, frames)
         with tqdm(total=len(frames), unit="frame", disable=not self.progress,
                   desc=self.model, dynamic_ncols=True) as bar:
             for batch in prefetched(self._checked_batches(reader, frames, batch_size),
@@ -264,6 +271,16 @@ class GeomFeaturizer(Transformer, Model):
                 boxes = batch.boxes if self.pbc else None
                 yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
                 bar.update(len(batch.frames))
+
+    def _long_cpu_job(self, reader: TrajectoryReader, frames: range) -> bool:
+        """Whether ``frames`` make a CPU job long enough to compile the edge messages for."""
+        if self.torch_device.type != "cpu" or len(frames) == 0 or compile_mode() != "auto":
+            return False
+        first = next(reader.iter_batches(1, frames[:1]))
+        boxes = first.boxes if self.pbc else None
+        edges = radius_graph(torch.tensor(first.positions), self.card.cutoff,
+                             box=None if boxes is None else torch.tensor(boxes))
+        return len(frames) * edges.index.shape[1] >= CPU_COMPILE_MIN_EDGES
 
     def _checked_batches(self, reader: TrajectoryReader, frames: range, batch_size: int
                          ) -> Iterator[Batch]:
@@ -295,7 +312,8 @@ class GeomFeaturizer(Transformer, Model):
         n_frames, n_atoms = pos.shape[:2]
         z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(n_frames)
         edges = radius_graph(pos, encoder.cutoff, box=box)
-        with _reduced_precision(self.dtype, device):
+        with _reduced_precision(self.dtype, device), \
+                compile_on_cpu(self._compile_cpu):
             x, vec = encoder(z, edges)
         x = x.to(dtype).view(n_frames, n_atoms, -1)  # 16-bit modes: pool in float32
         vec = vec.to(dtype).view(n_frames, n_atoms, 3, -1)

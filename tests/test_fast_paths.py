@@ -103,3 +103,35 @@ def test_prefetched_stops_its_thread_when_the_consumer_stops_early():
     stream.close()
     assert not any(t.name == "geomfeat-prefetch" for t in threading.enumerate())
     assert len(produced) <= 3
+
+
+def test_cpu_jobs_compile_only_when_long_enough(monkeypatch, weights_url):
+    import geomfeat.featurizer as featurizer_module
+    from geomfeat.trajectory import open_trajectory
+
+    monkeypatch.setenv(layers.COMPILE_ENV, "auto")
+    pos = np.random.default_rng(0).uniform(0.0, 4.0, size=(50, 10, 3))  # all pairs < 7.5 Å
+    reader = open_trajectory((pos, np.full(10, 6)), "all")
+    featurizer = GeomFeaturizer(select="all", device="cpu")
+    assert not featurizer._long_cpu_job(reader, reader.frame_indices())  # 50 x 100 pairs
+    monkeypatch.setattr(featurizer_module, "CPU_COMPILE_MIN_EDGES", 50 * 100)
+    assert featurizer._long_cpu_job(reader, reader.frame_indices())
+    assert not featurizer._long_cpu_job(reader, reader.frame_indices(stop=49))
+    monkeypatch.setenv(layers.COMPILE_ENV, "never")
+    assert not featurizer._long_cpu_job(reader, reader.frame_indices())
+
+
+def test_compile_on_cpu_block_switches_auto_mode_for_the_cpu(monkeypatch):
+    from geomfeat.encoders import visnet
+
+    monkeypatch.setenv(layers.COMPILE_ENV, "auto")
+    fn = visnet._vis_mp_messages
+    monkeypatch.setattr(fn, "failed", None)
+    cpu = torch.device("cpu")
+    assert not fn.wanted(cpu)
+    with layers.compile_on_cpu(True):
+        assert fn.wanted(cpu)
+    assert not fn.wanted(cpu)
+    monkeypatch.setenv(layers.COMPILE_ENV, "never")
+    with layers.compile_on_cpu(True):
+        assert not fn.wanted(cpu)

@@ -18,6 +18,8 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +31,7 @@ __all__ = [
     "ExpNormalSmearing",
     "chunk_elements",
     "compile_mode",
+    "compile_on_cpu",
     "edge_chunks",
     "fused",
     "unit_vectors",
@@ -142,8 +145,25 @@ def edge_chunks(
 
 
 #: Environment variable that chooses when the per-edge message functions are compiled:
-#: ``auto`` (default: on CUDA devices), ``always`` (CPU too; needs a C++ compiler) or ``never``.
+#: ``auto`` (default: on CUDA devices, and on the CPU inside :func:`compile_on_cpu` blocks that
+#: ask for it), ``always`` (CPU too; needs a C++ compiler) or ``never``.
 COMPILE_ENV = "GEOMFEAT_COMPILE"
+_CPU_COMPILE: ContextVar[bool] = ContextVar("geomfeat_cpu_compile", default=False)
+
+
+@contextmanager
+def compile_on_cpu(enabled: bool) -> Iterator[None]:
+    """In ``auto`` mode, compile the message functions on the CPU too within this block.
+
+    Compiling takes tens of seconds on a CPU (once per process; Inductor caches its kernels on
+    disk), so :class:`~geomfeat.GeomFeaturizer` asks for it only for jobs long enough to
+    amortise it.
+    """
+    token = _CPU_COMPILE.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _CPU_COMPILE.reset(token)
 
 
 def compile_mode() -> str:
@@ -184,7 +204,7 @@ class _Fused:
         mode = compile_mode()
         if self.failed is not None or mode == "never":
             return False
-        return mode == "always" or device.type == "cuda"
+        return mode == "always" or device.type == "cuda" or _CPU_COMPILE.get()
 
     def __call__(self, *args):
         device = next(a for a in args if isinstance(a, Tensor)).device
