@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from _report import environment
 from throughput import frames_for, naive_visnet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--profile-systems", nargs="+", default=["t4l_heavy"],
                         help="systems that --profile profiles (default: the protein)")
     parser.add_argument("--label", default="")
+    parser.add_argument("--out", type=Path, help="also write the rows as one JSON report")
     args = parser.parse_args()
 
     from geomfeat import GeomFeaturizer
@@ -63,6 +65,7 @@ def main() -> None:
     from geomfeat.trajectory import Frames, open_trajectory
 
     cuda = args.device.startswith("cuda")
+    rows = []
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     for spec in args.configs:
         system, batch = spec.split(":")
@@ -113,6 +116,7 @@ def main() -> None:
                 seconds = _timed(run, args.repeats, sync)
             except torch.OutOfMemoryError as exc:
                 row["error"] = str(exc).splitlines()[0][:200]
+                rows.append(row)
                 print(json.dumps(row), flush=True)
                 continue
             row["seconds"] = round(seconds, 5)
@@ -131,7 +135,11 @@ def main() -> None:
                 name = f"{args.label}{model}_{row['compile']}_{system}_{batch}.txt"
                 (args.profile / name).write_text(
                     prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60))
+            rows.append(row)
             print(json.dumps(row), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps({**environment(args.device), "encoder_runs": rows},
+                                       indent=1) + "\n")
     print(json.dumps({"done": True, "argv": sys.argv[1:]}), flush=True)
 
 

@@ -264,6 +264,7 @@ def pipeline(n_trajectories: int, n_frames: int, device: str, model: str, batch:
         began = time.perf_counter()
         frames = [next(r.iter_batches(n_frames, r.frame_indices())).positions for r in readers]
         row["read_frames_per_s"] = round(total / (time.perf_counter() - began), 1)
+        print(json.dumps(row), file=sys.stderr, flush=True)
         featurizer.embed_positions(frames[0][:batch], readers[0])  # warm-up
         sync()
         began = time.perf_counter()
@@ -272,6 +273,7 @@ def pipeline(n_trajectories: int, n_frames: int, device: str, model: str, batch:
                 featurizer.embed_positions(pos[lo : lo + batch], reader)
         sync()
         row["encoder_frames_per_s"] = round(total / (time.perf_counter() - began), 1)
+        print(json.dumps(row), file=sys.stderr, flush=True)
         for name, depth in (("inline", 0), ("prefetch", 1)):
             featurizer_module.PREFETCH_BATCHES = depth
             began = time.perf_counter()
@@ -280,6 +282,7 @@ def pipeline(n_trajectories: int, n_frames: int, device: str, model: str, batch:
             sync()
             row[f"transform_{name}_frames_per_s"] = round(
                 total / (time.perf_counter() - began), 1)
+            print(json.dumps(row), file=sys.stderr, flush=True)
         featurizer_module.PREFETCH_BATCHES = 1
         began = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "geomfeat", "embed", *paths, "--top", top,
@@ -294,10 +297,12 @@ def pipeline(n_trajectories: int, n_frames: int, device: str, model: str, batch:
 
 
 def child(args: list[str], flag: str = "--worker") -> dict:
-    out = subprocess.run([sys.executable, __file__, flag, *args], capture_output=True,
+    out = subprocess.run([sys.executable, __file__, flag, *args], stdout=subprocess.PIPE,
+                         stderr=None if flag == "--pipeline-worker" else subprocess.PIPE,
                          text=True)
     if out.returncode:
-        return {"error": out.stderr.strip().splitlines()[-1], "args": args}
+        last = (out.stderr or "child failed; see its output above").strip().splitlines()[-1]
+        return {"error": last, "args": args}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
