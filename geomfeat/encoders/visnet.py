@@ -8,7 +8,9 @@ it *is* a ``ViSNetBlock`` (same modules and parameters). Two things differ from 
 * the message passing of every ``ViS_MP`` layer runs over the edges in chunks
   (:func:`vis_mp_layer`): the same sums as PyG's ``propagate``/``edge_updater``, but per-edge
   temporaries stay a few MB on the CPU instead of several kB per edge, which is both faster
-  (no fresh pages for every temporary) and lets far larger batches fit in memory.
+  (no fresh pages for every temporary) and lets far larger batches fit in memory. The messages
+  of a chunk are one function (:func:`_vis_mp_messages`, :func:`_vis_mp_messages_edges`),
+  compiled into fused kernels on CUDA (see :func:`geomfeat.encoders.layers.fused`).
 """
 
 from __future__ import annotations
