@@ -112,7 +112,7 @@ def pipeline_table(report: dict) -> str:
               "read + encode, inline", "read + encode, read-ahead thread", "geomfeat embed"]
     return _markdown(header, [
         [r["model"], f"{r['trajectories']} × {r['frames_each']:,}", str(r["batch"]),
-         *(f"{r.get(k, float('nan')):,.0f}" for k in (
+         *(f"{r.get(k, float('nan')):,.1f}" for k in (
              "read_frames_per_s", "encoder_frames_per_s", "transform_inline_frames_per_s",
              "transform_prefetch_frames_per_s", "command_frames_per_s"))]
         for r in report["pipeline"]])
@@ -172,6 +172,8 @@ def main() -> None:
             continue
         if report.get("pipeline"):
             print(pipeline_table(report) + "\n")
+            if not report.get("runs"):
+                continue
         if any(r.get("method") == "interleaved" for r in report.get("runs", [])):
             print(interleaved_table(report) + "\n")
             continue
