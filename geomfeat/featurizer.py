@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,10 +14,10 @@ from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
 from .encoders import ARCHITECTURES, Encoder, load_encoder
-from .errors import InputError
+from .errors import InputError, WeightsError
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
-from .registry import get_model_card
+from .registry import ModelCard, get_model_card, load_card
 from .trajectory import Selection, TrajectoryReader, open_trajectory
 
 __all__ = ["GeomFeaturizer"]
@@ -39,8 +41,10 @@ class GeomFeaturizer(Transformer, Model):
 
     Parameters
     ----------
-    model : str
-        Registered encoder name (see ``geomfeat.list_models()``), e.g. ``"visnet-denali"``.
+    model : str or path
+        Registered encoder name (see ``geomfeat.list_models()``), e.g. ``"visnet-denali"``; or
+        a model card ``.json`` written by ``geomfeat pretrain`` (or the name of one in the
+        cache's ``local-models`` folder). See also :meth:`from_checkpoint`.
     select : str or array of int
         Atoms to embed: ``"heavy"`` (default), ``"all"``, a selection string in the input
         toolkit's language, or 0-based indices. See :mod:`geomfeat.trajectory`.
@@ -93,7 +97,7 @@ class GeomFeaturizer(Transformer, Model):
 
     def __init__(
         self,
-        model: str = "visnet-denali",
+        model: str | os.PathLike | ModelCard = "visnet-denali",
         *,
         select: Selection = "heavy",
         pool: str = "graph",
@@ -128,6 +132,26 @@ class GeomFeaturizer(Transformer, Model):
         self.pbc = pbc
         self._encoder: Encoder | None = None
 
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> GeomFeaturizer:
+        """A featurizer for a trained checkpoint: its model card, or the ``.pth`` next to one.
+
+        Parameters
+        ----------
+        path : path
+            ``NAME.json`` (model card) or ``NAME.pth`` with ``NAME.json`` beside it, as written
+            by ``geomfeat pretrain``. The checkpoint is verified against the card's SHA-256 and
+            loaded strictly.
+        **kwargs
+            Other :class:`GeomFeaturizer` parameters.
+        """
+        path = Path(path)
+        card = path if path.suffix == ".json" else path.with_suffix(".json")
+        if not card.is_file():
+            raise WeightsError(f"no model card {card.name} next to {path}: a checkpoint needs "
+                               "its card (written by geomfeat pretrain) for its architecture")
+        return cls(load_card(card), **kwargs)
+
     # ----------------------------------------------------------------------------- encoder
     @property
     def torch_device(self) -> torch.device:
@@ -153,6 +177,12 @@ class GeomFeaturizer(Transformer, Model):
     def reader(self, data: Any) -> TrajectoryReader:
         """A :class:`~geomfeat.trajectory.TrajectoryReader` over ``data`` with this selection."""
         reader = open_trajectory(data, self.select)
+        seen = self.card.details.get("elements")
+        if seen:  # a model trained with geomfeat pretrain: refuse elements it never saw
+            unseen = sorted(set(np.unique(reader.atomic_numbers).tolist()) - set(seen))
+            if unseen:
+                raise InputError(f"{reader.source} has element(s) Z={unseen} that model "
+                                 f"{self.card.name!r} never saw in training (it saw Z={seen})")
         if self.pool == "residue" and getattr(reader, "has_residues", True) is False:
             raise InputError("pool='residue' needs residues: pass an mdtraj Trajectory, an "
                              "MDAnalysis Universe, or (positions, atomic_numbers, residue_ids)")
