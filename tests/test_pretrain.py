@@ -221,3 +221,33 @@ def test_two_process_ddp_equals_one_process_on_the_combined_batch(tmp_path):
                            DenoisingModel("visnet", {k: v for k, v in TINY.items()
                                                      if k != "architecture"})
                            .state_dict()["representation_model.embedding.weight"])
+
+
+def test_an_upstream_checkpoint_continued_for_zero_steps_embeds_like_the_registered_model(
+        tmp_path, weights_url):
+    import mdtraj as md
+
+    from geomfeat import GeomFeaturizer
+
+    result = pretrain([source(200)], tmp_path / "zero",
+                      PretrainConfig(init="visnet-denali", max_steps=0, val_fraction=0),
+                      progress=False)
+    card = json.loads(result.card.read_text())
+    assert card["parent"]["name"] == "visnet-denali" and card["training"]["steps"] == 0
+    assert card["training"]["head_loaded_from_init"] is True
+    traj = md.load(str(EXAMPLE / "ala2.xtc"), top=str(EXAMPLE / "ala2.pdb"))[:16]
+    np.testing.assert_array_equal(GeomFeaturizer(str(result.card)).transform(traj),
+                                  GeomFeaturizer("visnet-denali").transform(traj))
+    from geomfeat.download import fetch_weights
+
+    upstream = weights(fetch_weights("visnet-denali", progress=False))
+    assert_same_bits(upstream, weights(result.checkpoint))  # same keys, same tensors
+
+
+@pytest.mark.parametrize("architecture", ["et", "tensornet"])
+def test_every_architecture_trains(tmp_path, architecture):
+    config = tiny(architecture=architecture, max_steps=3, val_fraction=0)
+    result = pretrain([source(100)], tmp_path / architecture, config, progress=False)
+    state = weights(result.checkpoint)
+    prefix = "output_model_noise." if architecture != "visnet" else "vec_out."
+    assert any(k.startswith(prefix) for k in state) and np.isfinite(result.train_loss)

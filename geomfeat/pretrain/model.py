@@ -59,7 +59,7 @@ class DenoisingModel(nn.Module):
         return float(self.representation_model.cutoff)
 
     def forward(self, z: Tensor, edges: Edges) -> Tensor:
-        """Predicted normalised noise ``(M, 3)`` of atoms ``z (M,)`` with neighbour list ``edges``."""
+        """Predicted normalised noise ``(M, 3)`` of atoms ``z (M,)`` with neighbour list."""
         x, vec = self.representation_model(z, edges)
         return self.head(x, vec)
 
