@@ -251,3 +251,59 @@ def test_every_architecture_trains(tmp_path, architecture):
     state = weights(result.checkpoint)
     prefix = "output_model_noise." if architecture != "visnet" else "vec_out."
     assert any(k.startswith(prefix) for k in state) and np.isfinite(result.train_loss)
+
+
+def test_command_line_errors_are_one_line(tmp_path, capsys):
+    from geomfeat.cli import main
+
+    base = ["pretrain", "--top", str(EXAMPLE / "ala2.pdb"), "-o", str(tmp_path / "o"), "-q"]
+    assert main([*base[:1], str(tmp_path / "missing.xtc"), *base[1:]]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"geomfeat: error: data file not found: {tmp_path / 'missing.xtc'}")
+    assert main([*base[:1], str(EXAMPLE / "ala2.xtc"), *base[1:], "--resume",
+                 str(tmp_path / "none.ckpt")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint to resume from not found" in err
+    assert main([*base[:1], str(EXAMPLE / "ala2.xtc"), *base[1:], "--init", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown model 'nope'" in err
+
+
+SDF_RECORDS = ["""methane
+  hand-written
+
+  2  1  0  0  0  0  0  0  0  0999 V2000
+    0.0000    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0
+    1.0890    0.0000    0.0000 H   0  0  0  0  0  0  0  0  0  0  0  0
+  1  2  1  0
+M  END
+$$$$
+""", """water
+  hand-written
+
+  3  2  0  0  0  0  0  0  0  0999 V2000
+    0.0000    0.0000    0.1173 O   0  0  0  0  0  0  0  0  0  0  0  0
+    0.0000    0.7572   -0.4692 H   0  0  0  0  0  0  0  0  0  0  0  0
+    0.0000   -0.7572   -0.4692 H   0  0  0  0  0  0  0  0  0  0  0  0
+  1  2  1  0
+  1  3  1  0
+M  END
+$$$$
+"""]
+
+
+def test_sdf_molecules_of_different_sizes_train_in_one_batch(tmp_path):
+    pytest.importorskip("ase")
+    from geomfeat.pretrain import SDFSource
+
+    path = tmp_path / "mols.sdf"
+    path.write_text("".join(SDF_RECORDS[i % 2] for i in range(12)))
+    sdf = SDFSource(path)
+    assert len(sdf) == 12
+    z, pos, _, _ = sdf.conformer(1)
+    np.testing.assert_array_equal(z, [8, 1, 1])
+    np.testing.assert_allclose(pos[1], [0.0, 0.7572, -0.4692])
+    result = pretrain([sdf], tmp_path / "sdf", tiny(max_steps=2, batch_size=4, val_fraction=0),
+                      progress=False)
+    assert result.steps == 2 and np.isfinite(result.train_loss)
+    assert json.loads(result.card.read_text())["elements"] == [1, 6, 8]

@@ -93,7 +93,10 @@ def save_model(model: DenoisingModel, out_dir: str | os.PathLike, name: str, *,
         "citation": citation,
         "license": license_,
         "parent": None if parent is None else {"name": parent.name, "sha256": parent.sha256},
-        "elements": list(elements or []),
+        # elements the encoder has embeddings trained for (GeomFeaturizer refuses others);
+        # a continued upstream model keeps its parent's (unrecorded: all) elements
+        "elements": _trained_elements(elements, parent),
+        "data_elements": list(elements or []),
         "data": {"sources": data or [], "sha256": data_hash(data or [])},
         "training": training or {},
         "parameters": sum(p.numel() for p in model.representation_model.parameters()),
@@ -102,6 +105,15 @@ def save_model(model: DenoisingModel, out_dir: str | os.PathLike, name: str, *,
     path = out / f"{name}.json"
     _write_atomic(path, lambda p: p.write_text(json.dumps(card, indent=2, default=str) + "\n"))
     return path
+
+
+def _trained_elements(elements: list[int] | None, parent: ModelCard | None) -> list[int] | None:
+    if parent is None:
+        return list(elements or [])
+    inherited = parent.details.get("elements")
+    if not inherited:  # a registered model: pre-trained on many elements, none refused
+        return None
+    return sorted(set(inherited) | set(elements or []))
 
 
 def install_card(card_path: str | os.PathLike) -> Path:

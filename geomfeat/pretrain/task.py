@@ -46,10 +46,6 @@ class DenoisingTask(L.LightningModule):
         self.model = DenoisingModel(architecture, hyperparameters)
         self.lr, self.weight_decay = float(lr), float(weight_decay)
 
-    def transfer_batch_to_device(self, batch: ConformerBatch, device: torch.device,
-                                 dataloader_idx: int) -> ConformerBatch:
-        return batch.to(device)
-
     def loss(self, batch: ConformerBatch) -> torch.Tensor:
         """Mean squared error between predicted and normalised noise (float32)."""
         pred = self.model(batch.z, batch_edges(batch, self.model.cutoff))
@@ -93,6 +89,10 @@ class ConformerData(L.LightningDataModule):
         super().__init__()
         self.train, self.val = train, val
         self.batch_size, self.seed, self.num_workers = int(batch_size), int(seed), num_workers
+
+    def transfer_batch_to_device(self, batch: ConformerBatch, device: torch.device,
+                                 dataloader_idx: int) -> ConformerBatch:
+        return batch.to(device)
 
     def _consumed(self) -> tuple[int, int]:
         trainer = self.trainer
