@@ -56,7 +56,7 @@ def assert_same_bits(a: dict, b: dict) -> None:
 def test_loss_of_a_tiny_model_falls_on_a_tiny_dataset(tmp_path):
     result = pretrain([source(200)], tmp_path / "run", tiny(max_steps=60, lr=3e-3),
                       progress=False)
-    rows = [line.split(",") for line in (tmp_path / "run/logs/metrics.csv").read_text()
+    rows = [line.split(",") for line in (tmp_path / "run/metrics.csv").read_text()
             .splitlines()]
     col = rows[0].index("train_loss_step")
     losses = [float(r[col]) for r in rows[1:] if r[col]]
@@ -101,6 +101,8 @@ def test_resume_after_an_interrupt_reproduces_the_uninterrupted_weights_bit_for_
                        resume="auto")
     assert resumed.steps == straight.steps == 14
     assert_same_bits(weights(straight.checkpoint), weights(resumed.checkpoint))
+    merged = (tmp_path / "b/metrics.csv").read_text()
+    assert merged == (tmp_path / "a/metrics.csv").read_text()  # both runs' logs, cut at step 8
 
 
 def test_resume_with_changed_settings_is_refused_naming_the_setting(tmp_path):

@@ -10,7 +10,7 @@
     extended-XYZ / SDF conformers (needs ASE).
 
 Writes ``OUT/NAME.pth`` + ``OUT/NAME.json`` (model card), ``OUT/loss.png`` and
-``OUT/logs/metrics.csv``; ``--install`` copies the card into the cache's local-models folder
+``OUT/metrics.csv``; ``--install`` copies the card into the cache's local-models folder
 (``geomfeat models`` lists it). Multi-GPU / multi-node: ``--devices N --num-nodes M
 --strategy ddp`` (Lightning launches the processes; under SLURM use ``srun``).
 """

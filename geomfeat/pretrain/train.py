@@ -12,13 +12,16 @@ Output folder ``OUT``:
     the best checkpoint by validation loss (upstream key layout) and its model card;
 ``OUT/checkpoints/last.ckpt``, ``best.ckpt``
     Lightning checkpoints (``last`` is written every ``checkpoint_every`` steps: resume point);
-``OUT/logs/metrics.csv``, ``OUT/loss.png``
-    the loss curves (per logged step and per epoch).
+``OUT/metrics.csv``, ``OUT/loss.png``
+    the loss curves (per logged step and per validation) of all runs of a resumed training;
+    ``OUT/logs/run-K/metrics.csv`` are Lightning's logs of each run (a resumed run writes a new
+    one; rows past the step a later run resumed from are dropped from the merged file).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import signal
 import threading
@@ -284,11 +287,15 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
         cbs.append(TQDMProgressBar(refresh_rate=1))
     cbs.extend(callbacks or [])
     val_every = config.val_every
+    segments = _segments(out)
+    if not ckpt_path:
+        segments = []
+    segment = len(segments)
     trainer = L.Trainer(
         default_root_dir=out, max_steps=config.max_steps, max_epochs=config.max_epochs,
         precision=config.precision, accelerator=config.accelerator, devices=config.devices,
         num_nodes=config.num_nodes, strategy=config.strategy, callbacks=cbs,
-        logger=L.pytorch.loggers.CSVLogger(out, name="logs", version=""),
+        logger=L.pytorch.loggers.CSVLogger(out, name="logs", version=f"run-{segment}"),
         log_every_n_steps=config.log_every, enable_progress_bar=progress,
         enable_model_summary=False, use_distributed_sampler=False,
         num_sanity_val_steps=0,
@@ -299,7 +306,6 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
         enable_checkpointing=True,
         deterministic="warn" if config.deterministic else None,
     )
-    previous_rows = _read_metrics(out / "logs" / "metrics.csv") if ckpt_path else []
     resumed_at = int(torch.load(ckpt_path, map_location="cpu", weights_only=False)
                      ["global_step"]) if ckpt_path else 0
     handler = signal.getsignal(signal.SIGINT)
@@ -314,8 +320,9 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
         torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)  # Lightning leaves Ctrl-C ignored
-        if previous_rows and trainer.is_global_zero:  # the CSV logger starts a fresh file
-            _merge_metrics(out / "logs" / "metrics.csv", previous_rows, resumed_at)
+        if trainer.is_global_zero:
+            _write_segments(out, [*segments, {"run": segment, "resumed_at": resumed_at}])
+            _merge_metrics(out)
     if trainer.interrupted:  # Ctrl-C or an exception in a callback: keep the last checkpoint
         raise PretrainInterrupted(
             f"training interrupted at step {trainer.global_step}; {ckpt_dir / 'last.ckpt'} "
@@ -332,7 +339,7 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
         final.load_state_dict({k[len("model."):]: v for k, v in
                                torch.load(best_path, map_location="cpu",
                                           weights_only=False)["state_dict"].items()})
-    metrics = _last_metrics(out / "logs" / "metrics.csv")
+    metrics = _last_metrics(out / "metrics.csv")
     val_loss = float(cbs[1].best_model_score) if (validate and cbs[1].best_model_score
                                                    is not None) else math.nan
     training = {
@@ -341,7 +348,7 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
         "init": config.init, "head_loaded_from_init": head_loaded,
         "steps": int(trainer.global_step), "epochs": int(trainer.current_epoch),
         "train_conformers": len(train), "val_conformers": len(val),
-        "final_train_loss": metrics.get("train_loss_epoch", math.nan),
+        "final_train_loss": _final_train_loss(out / "metrics.csv"),
         "final_val_loss": metrics.get("val_loss", math.nan),
         "best_val_loss": val_loss,
         "devices": trainer.world_size, "wall_seconds_last_run": time.perf_counter() - started,
@@ -350,7 +357,7 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
     if trainer.is_global_zero:
         card = save_model(final.cpu(), out, name, carried=carried, parent=parent, data=data,
                           elements=elements, training=training)
-        plot_losses(out / "logs" / "metrics.csv", out / "loss.png", title=name)
+        plot_losses(out / "metrics.csv", out / "loss.png", title=name)
         if install:
             install_card(card)
     return PretrainResult(card=card, checkpoint=out / f"{name}.pth",
@@ -366,17 +373,41 @@ def _read_metrics(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _merge_metrics(path: Path, before: list[dict[str, str]], resumed_at: int) -> None:
-    """Put the rows of the run before a resume (steps < ``resumed_at``) back in front."""
-    rows = [r for r in before if r.get("step") and int(r["step"]) < resumed_at]
-    rows += _read_metrics(path)
+def _segments(out: Path) -> list[dict[str, int]]:
+    path = out / "logs" / "runs.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _write_segments(out: Path, segments: list[dict[str, int]]) -> None:
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    (out / "logs" / "runs.json").write_text(json.dumps(segments) + "\n")
+
+
+def _merge_metrics(out: Path) -> None:
+    """``OUT/metrics.csv``: the logs of every run, each cut where the next one resumed."""
+    segments = _segments(out)
+    rows: list[dict[str, str]] = []
+    for k, seg in enumerate(segments):
+        stop = segments[k + 1]["resumed_at"] if k + 1 < len(segments) else None
+        rows += [r for r in _read_metrics(out / "logs" / f"run-{seg['run']}" / "metrics.csv")
+                 if stop is None or (r.get("step") and int(r["step"]) < stop)]
     names: list[str] = []
     for row in rows:
-        names += [k for k in row if k not in names]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=names)
+        names += [k for k in row if k not in names and k is not None]
+    with open(out / "metrics.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _final_train_loss(path: Path, last: int = 10) -> float:
+    """The last epoch's mean training loss, else the mean of the last logged step losses."""
+    rows = _read_metrics(path)
+    epochs = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
+    if epochs:
+        return epochs[-1]
+    steps = [float(r["train_loss_step"]) for r in rows if r.get("train_loss_step")]
+    return float(sum(steps[-last:]) / len(steps[-last:])) if steps else math.nan
 
 
 def _last_metrics(path: Path) -> dict[str, float]:
