@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from typing import Any
 
 __all__ = ["add_parser", "run"]
@@ -125,8 +126,10 @@ def run(args: argparse.Namespace) -> int:
     from .datasets import open_source
     from .train import PretrainConfig, pretrain
 
-    if args.quiet:
-        logging.getLogger("lightning").setLevel(logging.WARNING)
+    if args.quiet:  # Lightning's info lines (devices, tips) and its own deprecation notices
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", module="lightning")
     devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
     config = PretrainConfig(
         architecture=args.arch, hidden_channels=args.hidden, num_layers=args.layers,
