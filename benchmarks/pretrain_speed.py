@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import lightning as L
 import torch
 
 from geomfeat.pretrain import PretrainConfig, TrajectorySource, pretrain
+from geomfeat.pretrain.train import quiet_lightning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def main() -> None:
     args = p.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("pretrain_speed.py: error: --device cuda but no CUDA device")
-    logging.getLogger("lightning").setLevel(logging.ERROR)
+    quiet_lightning()
 
     source = TrajectorySource(ROOT / "examples/ala2/ala2.xtc", ROOT / "examples/ala2/ala2.pdb",
                               select=args.select)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from geomfeat.pretrain import PretrainConfig, TrajectorySource, pretrain
+from geomfeat.pretrain.train import quiet_lightning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     p.add_argument("--name", default="scaling_cpu")
     args = p.parse_args()
-    logging.getLogger("lightning").setLevel(logging.ERROR)
+    quiet_lightning()
 
     source = TrajectorySource(args.traj, args.top, select=args.select, stride=args.stride)
     runs = []

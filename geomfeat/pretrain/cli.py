@@ -18,9 +18,7 @@ Writes ``OUT/NAME.pth`` + ``OUT/NAME.json`` (model card), ``OUT/loss.png`` and
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import warnings
 from typing import Any
 
 __all__ = ["add_parser", "run"]
@@ -124,12 +122,10 @@ def run(args: argparse.Namespace) -> int:
     """Run ``geomfeat pretrain`` with parsed ``args``; returns the exit status."""
     from ..errors import GeomfeatError
     from .datasets import open_source
-    from .train import PretrainConfig, pretrain
+    from .train import PretrainConfig, pretrain, quiet_lightning
 
-    if args.quiet:  # Lightning's info lines (devices, tips) and its own deprecation notices
-        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        warnings.filterwarnings("ignore", module="lightning")
+    if args.quiet:
+        quiet_lightning()
     devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
     config = PretrainConfig(
         architecture=args.arch, hidden_channels=args.hidden, num_layers=args.layers,

@@ -44,7 +44,7 @@ from .noise import noise_seed
 from .task import ConformerData, DenoisingTask
 
 __all__ = ["PretrainConfig", "PretrainInterrupted", "PretrainResult", "denoising_loss",
-           "plot_losses", "pretrain"]
+           "plot_losses", "pretrain", "quiet_lightning"]
 
 #: Settings that may change between a run and its resume.
 RESUMABLE = ("max_steps", "max_epochs", "patience", "devices", "num_nodes", "strategy",
@@ -371,6 +371,16 @@ def _read_metrics(path: Path) -> list[dict[str, str]]:
         return []
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's info lines (devices, tips) and its own deprecation warnings."""
+    import logging
+    import warnings
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
 
 
 def _segments(out: Path) -> list[dict[str, int]]:
