@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .elements import symbol
 from .errors import UnknownModelError
 
 __all__ = ["ModelCard", "get_model_card", "list_local_models", "list_models", "load_card",
@@ -46,6 +47,11 @@ class ModelCard:
         Keyword arguments of the architecture; ``cutoff`` is in Å.
     pretraining, citation, license : str
         Provenance, shown by ``geomfeat models``.
+    elements : tuple of str
+        Elements of the pre-training data; others are refused unless explicitly allowed
+        (``allow_unseen_elements``). Empty: not recorded, nothing refused.
+    elements_source : str
+        Where the element set comes from.
     path : str
         Local checkpoint file of a model card (empty for registered models, which are fetched).
     details : dict
@@ -61,6 +67,8 @@ class ModelCard:
     pretraining: str = ""
     citation: str = ""
     license: str = ""
+    elements: tuple[str, ...] = ()
+    elements_source: str = ""
     path: str = ""
     details: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -92,6 +100,7 @@ def _load_registry() -> dict[str, ModelCard]:
     for name, entry in raw["models"].items():
         entry = dict(entry)
         url = entry.pop("url", f"{base}/{entry['file']}")
+        entry["elements"] = tuple(entry.get("elements", ()))
         cards[name] = ModelCard(name=name, url=url, **entry)
     return cards
 
@@ -134,6 +143,8 @@ def load_card(path: str | Path) -> ModelCard:
                      hyperparameters=dict(raw["hyperparameters"]),
                      pretraining=str(raw.get("pretraining", "")),
                      citation=str(raw.get("citation", "")), license=str(raw.get("license", "")),
+                     elements=tuple(symbol(int(z)) for z in raw.get("elements") or ()),
+                     elements_source=f"model card {path.name} (its training data and parent)",
                      path=str(checkpoint), details=raw)
 
 

@@ -144,7 +144,7 @@ def test_a_tampered_checkpoint_or_unseen_elements_are_refused(tmp_path):
                       progress=False)
     positions = np.zeros((2, 3, 3))
     positions[:, :, 0] = [0.0, 1.0, 2.0]
-    with pytest.raises(InputError, match=r"Z=\[16\] that model 't' never saw"):
+    with pytest.raises(InputError, match=r"are S, outside t's pre-training elements \(C, N, O\)"):
         GeomFeaturizer(str(result.card), select="all").transform(
             (positions, np.array([6, 16, 8])))
     state = weights(result.checkpoint)

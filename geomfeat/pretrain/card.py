@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .._version import __version__
+from ..elements import atomic_number
 from ..registry import ModelCard, load_card, local_models_dir
 from .model import DenoisingModel
 
@@ -93,8 +94,8 @@ def save_model(model: DenoisingModel, out_dir: str | os.PathLike, name: str, *,
         "citation": citation,
         "license": license_,
         "parent": None if parent is None else {"name": parent.name, "sha256": parent.sha256},
-        # elements the encoder has embeddings trained for (GeomFeaturizer refuses others);
-        # a continued upstream model keeps its parent's (unrecorded: all) elements
+        # atomic numbers the encoder's embeddings were trained for (GeomFeaturizer refuses
+        # others unless allow_unseen_elements); a continued model adds its parent's
         "elements": _trained_elements(elements, parent),
         "data_elements": list(elements or []),
         "data": {"sources": data or [], "sha256": data_hash(data or [])},
@@ -110,8 +111,8 @@ def save_model(model: DenoisingModel, out_dir: str | os.PathLike, name: str, *,
 def _trained_elements(elements: list[int] | None, parent: ModelCard | None) -> list[int] | None:
     if parent is None:
         return list(elements or [])
-    inherited = parent.details.get("elements")
-    if not inherited:  # a registered model: pre-trained on many elements, none refused
+    inherited = [atomic_number(e) for e in parent.elements]
+    if not inherited:  # the parent records no element set: refuse nothing
         return None
     return sorted(set(inherited) | set(elements or []))
 
