@@ -7,7 +7,9 @@
 ``geomfeat embed ... --workers N`` / ``--scheduler ADDRESS``
     The same on a local Dask cluster of N processes, or on an existing one.
 ``geomfeat models``
-    List the registered encoders and whether each is cached.
+    List the registered encoders and whether each is cached, then local model cards.
+``geomfeat pretrain DATA ... -o OUT``
+    Denoising pre-training (see :mod:`geomfeat.pretrain.cli`).
 
 Errors are printed as one line (``geomfeat: error: ...``) with a non-zero exit status.
 """
@@ -28,7 +30,9 @@ from .download import cache_dir, is_cached
 from .errors import GeomfeatError
 from .output import check_destination
 from .pooling import FEATURES, POOLS, REDUCES
-from .registry import get_model_card, list_models
+from .pretrain.cli import add_parser as add_pretrain_parser
+from .pretrain.cli import run as run_pretrain
+from .registry import get_model_card, list_local_models, list_models
 
 __all__ = ["main"]
 
@@ -90,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--overwrite", action="store_true",
                        help="replace outputs that were made with other settings")
     embed.add_argument("--model", default="visnet-denali",
-                       help="registered encoder (see 'geomfeat models'; default visnet-denali)")
+                       help="registered encoder or model card .json (see 'geomfeat models'; "
+                            "default visnet-denali)")
     embed.add_argument("--select", default="heavy",
                        help="'heavy' (default), 'all', 'solute' (no water or ions) or an "
                             "MDAnalysis selection string")
@@ -142,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "task per trajectory)")
 
     sub.add_parser("models", help="list the registered encoders and whether each is cached")
+    add_pretrain_parser(sub)
     return parser
 
 
@@ -243,6 +249,10 @@ def _models(_: argparse.Namespace) -> int:
         rows.append((name, card.architecture, str(hp.get("num_layers", "")),
                      str(card.hidden_channels), f"{card.cutoff:g}",
                      "yes" if is_cached(card) else "no", card.pretraining))
+    for card in list_local_models():  # model cards in <cache>/local-models
+        hp = card.hyperparameters
+        rows.append((card.name, card.architecture, str(hp.get("num_layers", "")),
+                     str(card.hidden_channels), f"{card.cutoff:g}", "local", card.pretraining))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1])
@@ -258,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     formatwarning = warnings.formatwarning
     warnings.formatwarning = lambda message, *_, **__: f"geomfeat: warning: {message}\n"
     try:
-        return {"embed": _embed, "models": _models}[args.command](args)
+        commands = {"embed": _embed, "models": _models, "pretrain": run_pretrain}
+        return commands[args.command](args)
     except GeomfeatError as exc:
         print(f"geomfeat: error: {exc}", file=sys.stderr)
         return 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,11 +15,11 @@ from tqdm.auto import tqdm
 
 from .encoders import ARCHITECTURES, Encoder, Layers, load_encoder, resolve_layers
 from .encoders.layers import compile_mode, compile_on_cpu
-from .errors import InputError
+from .errors import InputError, WeightsError
 from .localgraph import LocalGraphs, residue_local_graphs
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
-from .registry import get_model_card
+from .registry import ModelCard, get_model_card, load_card
 from .trajectory import (
     Batch,
     Selection,
@@ -54,8 +56,10 @@ class GeomFeaturizer(Transformer, Model):
 
     Parameters
     ----------
-    model : str
-        Registered encoder name (see ``geomfeat.list_models()``), e.g. ``"visnet-denali"``.
+    model : str or path
+        Registered encoder name (see ``geomfeat.list_models()``), e.g. ``"visnet-denali"``; or
+        a model card ``.json`` written by ``geomfeat pretrain`` (or the name of one in the
+        cache's ``local-models`` folder). See also :meth:`from_checkpoint`.
     select : str or array of int
         Atoms to embed: ``"heavy"`` (default), ``"all"``, ``"solute"`` (no water or ions), a
         selection string in the input toolkit's language, or 0-based indices. See
@@ -131,7 +135,7 @@ class GeomFeaturizer(Transformer, Model):
 
     def __init__(
         self,
-        model: str = "visnet-denali",
+        model: str | os.PathLike | ModelCard = "visnet-denali",
         *,
         select: Selection = "heavy",
         heavy: bool = False,
@@ -175,6 +179,26 @@ class GeomFeaturizer(Transformer, Model):
         self.pbc = pbc
         self._encoder: Encoder | None = None
         self._compile_cpu = False  # set per job by iter_embeddings (see CPU_COMPILE_MIN_EDGES)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> GeomFeaturizer:
+        """A featurizer for a trained checkpoint: its model card, or the ``.pth`` next to one.
+
+        Parameters
+        ----------
+        path : path
+            ``NAME.json`` (model card) or ``NAME.pth`` with ``NAME.json`` beside it, as written
+            by ``geomfeat pretrain``. The checkpoint is verified against the card's SHA-256 and
+            loaded strictly.
+        **kwargs
+            Other :class:`GeomFeaturizer` parameters.
+        """
+        path = Path(path)
+        card = path if path.suffix == ".json" else path.with_suffix(".json")
+        if not card.is_file():
+            raise WeightsError(f"no model card {card.name} next to {path}: a checkpoint needs "
+                               "its card (written by geomfeat pretrain) for its architecture")
+        return cls(load_card(card), **kwargs)
 
     # ----------------------------------------------------------------------------- encoder
     @property
