@@ -28,3 +28,11 @@ class CheckpointMismatchError(WeightsError):
 
 class InputError(GeomfeatError, ValueError):
     """Bad trajectory, topology, selection or coordinates."""
+
+
+class OutputError(GeomfeatError):
+    """An output could not be written, or exists and may not be replaced without asking."""
+
+
+class OutputLockedError(OutputError):
+    """Another run holds the lock of an output (or of a folder's manifest)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -11,11 +13,13 @@ import torch
 from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
+from .devices import check_available, parse_device
 from .encoders import ARCHITECTURES, Encoder, load_encoder
 from .errors import InputError
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
 from .registry import get_model_card
+from .sanity import check_units as _check_units
 from .trajectory import Selection, TrajectoryReader, open_trajectory
 
 __all__ = ["GeomFeaturizer"]
@@ -52,13 +56,16 @@ class GeomFeaturizer(Transformer, Model):
         Scalar channels ``H``; scalars plus norms of the pooled vector channels ``2H``; or
         scalar and vector channels stacked ``(4, H)``. See :mod:`geomfeat.pooling`.
     batch_size : int, optional
-        Frames per encoder batch. Default: chosen from the first frame's number of neighbour
-        pairs so that a batch fits ``memory_budget``.
+        Frames per encoder batch (a positive integer). Default: chosen from the first frame's
+        number of neighbour pairs so that a batch fits ``memory_budget``.
     memory_budget : float, optional
-        GiB that one batch may use for the encoder's temporaries when ``batch_size`` is not
-        given. Default: 2 GiB on the CPU, 40 % of the GPU's memory on CUDA.
+        GiB (a positive, finite number) that one batch may use for the encoder's temporaries
+        when ``batch_size`` is not given. Default: 2 GiB on the CPU, 40 % of the GPU's memory
+        on CUDA.
     device : str, optional
-        ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available, else CPU).
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``None`` (CUDA when available, else
+        CPU). Checked when given; whether the device exists here is checked when the encoder
+        is loaded (the process that runs it may be a Dask worker elsewhere).
     dtype : {"float32", "float64", "tf32", "bfloat16", "float16"}
         Precision of the encoder; outputs are always float32. ``"float32"`` (default) is full
         float32 (TF32 is never switched on behind your back); ``"float64"`` the reference
@@ -74,6 +81,11 @@ class GeomFeaturizer(Transformer, Model):
         Use periodic boundaries (minimum image) when the trajectory has a unit cell (default).
         ``False`` ignores the cell: pairs are then taken as the coordinates are stored, which is
         right only for molecules that are whole and not near their own images.
+    check_units : bool
+        Check on the first frame read that the coordinates look like Å (default): the median
+        distance from an atom to its nearest neighbour must not be far below bond lengths
+        (nm given as Å) nor, for ``"all"``/``"heavy"`` selections, far above (Å read as nm).
+        See :func:`geomfeat.sanity.check_units`. ``False`` skips it.
 
     Notes
     -----
@@ -105,14 +117,21 @@ class GeomFeaturizer(Transformer, Model):
         dtype: str = "float32",
         progress: bool = False,
         pbc: bool = True,
+        check_units: bool = True,
     ) -> None:
         self.card = get_model_card(model)
         for name, value, choices in (("pool", pool, POOLS), ("reduce", reduce, REDUCES),
                                      ("features", features, FEATURES), ("dtype", dtype, _DTYPES)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, Integral) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(
+                memory_budget, Real) or not math.isfinite(memory_budget) or memory_budget <= 0):
+            raise ValueError(f"memory_budget must be a positive number of GiB, got "
+                             f"{memory_budget!r}")
+        parse_device(device)  # an unknown device fails here, not deep inside PyTorch
         self.model = self.card.name
         self.select = select
         self.pool = pool
@@ -126,6 +145,7 @@ class GeomFeaturizer(Transformer, Model):
             raise ValueError("dtype='tf32' (TF32 tensor-core matrix products) needs a CUDA device")
         self.progress = progress
         self.pbc = pbc
+        self.check_units = check_units
         self._encoder: Encoder | None = None
 
     # ----------------------------------------------------------------------------- encoder
@@ -140,6 +160,7 @@ class GeomFeaturizer(Transformer, Model):
     def encoder(self) -> Encoder:
         """The frozen encoder, fetched and loaded on first use."""
         if self._encoder is None:
+            check_available(self.device)
             self._encoder = load_encoder(self.card, device=self.torch_device,
                                          dtype=_DTYPES[self.dtype], progress=self.progress)
         return self._encoder
@@ -196,6 +217,8 @@ class GeomFeaturizer(Transformer, Model):
             return 1
         first = next(reader.iter_batches(1, frames[:1]))
         boxes = first.boxes if self.pbc else None
+        if boxes is not None:  # the proper message (with its --no-pbc hint), not radius_graph's
+            _check_box(boxes, self.card.cutoff, frames[:1], reader.source)
         pos = torch.tensor(first.positions)  # one frame: copy (the reader's may be read-only)
         box = None if boxes is None else torch.tensor(boxes)
         edges = radius_graph(pos, self.card.cutoff, box=box)
@@ -254,8 +277,11 @@ class GeomFeaturizer(Transformer, Model):
             batch_size = self.resolve_batch_size(reader, frames)
         with tqdm(total=len(frames), unit="frame", disable=not self.progress,
                   desc=self.model, dynamic_ncols=True) as bar:
-            for batch in reader.iter_batches(batch_size, frames):
+            for k, batch in enumerate(reader.iter_batches(batch_size, frames)):
                 _check_finite(batch.positions, batch.frames, reader.source)
+                if k == 0 and self.check_units:
+                    _check_units(batch.positions[0], self.select, reader.source,
+                                 batch.frames[0])
                 boxes = batch.boxes if self.pbc else None
                 if boxes is not None:
                     _check_box(boxes, self.card.cutoff, batch.frames, reader.source)
@@ -312,14 +338,26 @@ def _reduced_precision(option: str, device: torch.device) -> Iterator[None]:
 
 
 def _check_box(boxes: np.ndarray, cutoff: float, numbers: range, source: str) -> None:
+    hint = "embed without periodic boundaries (pbc=False / --no-pbc) if the molecule is whole"
+    finite = np.isfinite(boxes).all(axis=(1, 2))
+    if not finite.all():
+        frame = numbers[int(np.argmin(finite))]
+        raise InputError(f"frame {frame} of {source}: the periodic box has non-finite entries "
+                         f"(NaN or inf); {hint}")
+    lengths = np.linalg.norm(boxes, axis=-1).prod(axis=-1)
+    volumes = np.abs(np.linalg.det(boxes))
+    singular = ~(volumes > 1e-6 * lengths)  # also zero-length vectors (0 > 0 is False)
+    if singular.any():
+        k = int(np.argmax(singular))
+        raise InputError(f"frame {numbers[k]} of {source}: the periodic box is singular (box "
+                         f"vectors {np.round(boxes[k], 3).tolist()} Å span no volume); {hint}")
     widths = perpendicular_widths(torch.tensor(boxes)).min(dim=-1).values.numpy()
     small = np.flatnonzero(~(widths >= 2 * cutoff))
     if small.size:
         frame = numbers[int(small[0])]
         raise InputError(
             f"frame {frame} of {source}: the periodic box is {widths[small[0]]:.2f} Å wide, less "
-            f"than twice the {cutoff} Å cutoff, so minimum images are ambiguous; embed without "
-            "periodic boundaries (pbc=False / --no-pbc) if the molecule is whole"
+            f"than twice the {cutoff} Å cutoff, so minimum images are ambiguous; {hint}"
         )
 
 
