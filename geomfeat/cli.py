@@ -215,8 +215,6 @@ def _embed(args: argparse.Namespace) -> int:
             args.device)
     except GeomfeatError as exc:
         raise GeomfeatError(f"--device: {exc}") from None
-    if args.quiet:
-        logging.getLogger("pooch").setLevel(logging.WARNING)  # its "Downloading ..." line
     top, jobs, manifest = _jobs(args)
     featurizer = GeomFeaturizer(
         args.model, select=args.select, pool=args.pool, reduce=args.reduce,
@@ -224,7 +222,11 @@ def _embed(args: argparse.Namespace) -> int:
         device=args.device, dtype=args.dtype, progress=False, pbc=args.pbc,
         check_units=args.check_units,
     )
-    with _client(args) as client:
+    pooch_logger = logging.getLogger("pooch")
+    level = pooch_logger.level
+    if args.quiet:
+        pooch_logger.setLevel(logging.WARNING)  # its "Downloading ..." line
+    with _client(args) as client, _restore_level(pooch_logger, level):
         result = embed_jobs(
             featurizer, jobs, top, start=args.start, stop=args.stop, stride=args.stride,
             overwrite=args.overwrite, client=client, frames_per_task=args.frames_per_task,
@@ -236,6 +238,14 @@ def _embed(args: argparse.Namespace) -> int:
         print(f"{where}: {result.count('written')} written, {result.count('complete')} "
               "already complete", file=sys.stderr)
     return 0
+
+
+@contextmanager
+def _restore_level(logger: logging.Logger, level: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _models(_: argparse.Namespace) -> int:

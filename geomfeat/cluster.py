@@ -403,16 +403,21 @@ def embed_jobs(
         if manifest_error is not None:  # reported, without hiding the first error
             _add_note(primary, f"and the manifest could not be written: {manifest_error}")
         raise primary
+    failed = [e for e in result.entries if e["status"] == "failed"]
+    error: BaseException | None = None
+    if failed and len(jobs) == 1 and run.exceptions:
+        error = run.exceptions[0]
+    elif failed:
+        where = f" (see {result.path})" if result.path and manifest_error is None else ""
+        error = GeomfeatError(f"{len(failed)} of {len(jobs)} trajectories failed{where}; "
+                              f"first: {failed[0]['trajectory']}: {failed[0]['error']}")
+    if error is not None:
+        if manifest_error is not None:
+            _add_note(error, f"and the manifest could not be written: {manifest_error}")
+        raise error
     if manifest_error is not None:
         raise OutputError(f"{result.count('written')} outputs written, but the manifest "
                           f"could not be: {manifest_error}") from manifest_error
-    failed = [e for e in result.entries if e["status"] == "failed"]
-    if failed:
-        if len(jobs) == 1 and run.exceptions:
-            raise run.exceptions[0]  # the manifest's error, if any, is not hidden: it has none
-        where = f" (see {result.path})" if result.path is not None else ""
-        raise GeomfeatError(f"{len(failed)} of {len(jobs)} trajectories failed{where}; first: "
-                            f"{failed[0]['trajectory']}: {failed[0]['error']}")
     return result
 
 
