@@ -447,7 +447,8 @@ def write_manifest(manifest: Manifest) -> None:
 
 
 class _LogLines:
-    """tqdm's output stream for logs: each state on a line of its own, the same count once."""
+    """tqdm's output stream for logs: each state on a line of its own, the same count once,
+    from the first frame done on (a run that fails at once leaves only its error)."""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
@@ -457,6 +458,8 @@ class _LogLines:
         for piece in re.split(r"[\r\n]", text):
             piece = piece.strip()
             counts = piece.split("[")[0]  # "model: 40%|####  | 80/200 ": not the rate
+            if re.search(r"\| 0/\d+ $", counts):  # nothing done yet: nothing to log
+                continue
             if piece and counts != self.last:
                 self.last = counts
                 self.stream.write(piece + "\n")
