@@ -281,7 +281,8 @@ class GeomFeaturizer(Transformer, Model):
                 _check_finite(batch.positions, batch.frames, reader.source)
                 if k == 0 and self.check_units:
                     _check_units(batch.positions[0], self.select, reader.source,
-                                 batch.frames[0])
+                                 batch.frames[0], None if batch.boxes is None or not self.pbc
+                                 else batch.boxes[0])
                 boxes = batch.boxes if self.pbc else None
                 if boxes is not None:
                     _check_box(boxes, self.card.cutoff, batch.frames, reader.source)

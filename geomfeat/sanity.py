@@ -32,25 +32,47 @@ MIN_NEIGHBOUR_ANGSTROM = 0.8
 MAX_NEIGHBOUR_ANGSTROM = 5.0
 
 
-def median_neighbour_distance(positions: np.ndarray) -> float:
-    """Median over atoms of the distance to the nearest other atom (no periodic images)."""
+def median_neighbour_distance(positions: np.ndarray, box: np.ndarray | None = None) -> float:
+    """Median over atoms of the distance to the nearest other atom, Å.
+
+    With a ``box`` (rows are box vectors) at least twice :data:`MAX_NEIGHBOUR_ANGSTROM` wide,
+    distances are minimum images, and atoms without a neighbour within that distance count
+    as infinitely far; otherwise plain distances (a k-d tree).
+    """
+    if box is not None:
+        import torch
+
+        from .neighbors import perpendicular_widths, radius_graph
+
+        box_t = torch.as_tensor(np.asarray(box, dtype=np.float64))
+        if bool(perpendicular_widths(box_t).min() >= 2 * MAX_NEIGHBOUR_ANGSTROM):
+            pos = torch.as_tensor(positions)[None]
+            edges = radius_graph(pos, MAX_NEIGHBOUR_ANGSTROM, box=box_t[None])
+            source, target = edges.index
+            other = source != target
+            nearest = torch.full((pos.shape[1],), float("inf"), dtype=pos.dtype)
+            nearest = nearest.scatter_reduce(0, target[other], edges.length[other], "amin")
+            return float(nearest.median())
     from scipy.spatial import cKDTree
 
     distances, _ = cKDTree(positions).query(positions, k=2)
     return float(np.median(distances[:, 1]))
 
 
-def check_units(positions: np.ndarray, select: Any, source: str, frame: int = 0) -> None:
+def check_units(positions: np.ndarray, select: Any, source: str, frame: int = 0,
+                box: np.ndarray | None = None) -> None:
     """Raise :class:`InputError` if ``positions`` (one frame, Å) look like another unit.
 
     The median nearest-neighbour distance of the selected atoms must be at least
     :data:`MIN_NEIGHBOUR_ANGSTROM` (any selection) and, for ``"all"`` and ``"heavy"``
-    selections, at most :data:`MAX_NEIGHBOUR_ANGSTROM`. Costs one k-d tree query of one frame.
+    selections, at most :data:`MAX_NEIGHBOUR_ANGSTROM`. With a periodic ``box`` (Å) the
+    distances are minimum images (a molecule split across the box is whole). Costs one
+    neighbour search of one frame.
     """
     positions = np.asarray(positions, dtype=np.float64)
     if positions.shape[0] < 2 or not np.isfinite(positions).all():
         return
-    median = median_neighbour_distance(positions)
+    median = median_neighbour_distance(positions, box)
     opt_out = "check_units=False (--no-unit-check) if they really are in Å"
     if median < MIN_NEIGHBOUR_ANGSTROM:
         raise InputError(
@@ -61,8 +83,15 @@ def check_units(positions: np.ndarray, select: Any, source: str, frame: int = 0)
     if isinstance(select, str) and select in ("all", "heavy") and median > MAX_NEIGHBOUR_ANGSTROM:
         raise InputError(
             f"frame {frame} of {source}: the median distance between an atom and its nearest "
-            f"neighbour is {median:.1f} Å, far above bond lengths: the coordinates look 10× too "
-            f"large (Å stored where nm are expected?); divide them by 10, or pass {opt_out}")
+            f"neighbour is {_distance(median)}, far above bond lengths: the coordinates look "
+            f"10× too large (Å stored where nm are expected?); divide them by 10, or pass "
+            f"{opt_out}")
+
+
+def _distance(value: float) -> str:
+    if np.isfinite(value):
+        return f"{value:.1f} Å"
+    return f"over {MAX_NEIGHBOUR_ANGSTROM} Å (most atoms have no neighbour that close)"
 
 
 def check_roles(trajectory: str | os.PathLike, topology: str | os.PathLike) -> None:
