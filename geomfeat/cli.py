@@ -120,7 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--model", default="visnet-denali",
                        help="registered encoder (see 'geomfeat models'; default visnet-denali)")
     embed.add_argument("--select", default="heavy",
-                       help="'heavy' (default), 'all' or an MDAnalysis selection string")
+                       help="'heavy' (default), 'all', 'solute' (no water or ions) or an "
+                            "MDAnalysis selection string")
+    embed.add_argument("--heavy", action="store_true",
+                       help="leave hydrogens out of --select (e.g. --select protein --heavy), "
+                            "decided on geomfeat's elements")
+    embed.add_argument("--elements", metavar="FILE",
+                       help="elements that override the topology's: a text file of 'KEY "
+                            "ELEMENT' lines, KEY an atom name (ZN), RESNAME:NAME (HEM:FE) or "
+                            "type:TYPE (type:3, e.g. LAMMPS data), ELEMENT a symbol, an atomic "
+                            "number or 'virtual' (left out); '#' starts a comment")
+    embed.add_argument("--allow-unseen-elements", action="store_true",
+                       help="embed elements outside the model's pre-training set (OrbNet "
+                            "Denali: H Li B C N O F Na Mg Si P S Cl K Ca Br I) instead of "
+                            "refusing them; recorded in the sidecar")
     embed.add_argument("--pool", choices=POOLS, default="graph")
     embed.add_argument("--reduce", choices=REDUCES, default="sum")
     embed.add_argument("--features", choices=FEATURES, default="scalar")
@@ -232,8 +245,14 @@ def _embed(args: argparse.Namespace) -> int:
     except GeomfeatError as exc:
         raise GeomfeatError(f"--device: {exc}") from None
     top, jobs, manifest = _jobs(args)
+    elements = None
+    if args.elements is not None:
+        from .elements import read_elements_file
+
+        elements = read_elements_file(args.elements)  # a bad file fails before any reading
     featurizer = GeomFeaturizer(
-        args.model, select=args.select, pool=args.pool, reduce=args.reduce,
+        args.model, select=args.select, heavy=args.heavy, elements=elements,
+        allow_unseen_elements=args.allow_unseen_elements, pool=args.pool, reduce=args.reduce,
         features=args.features, layers=args.layers,
         batch_size=args.batch_size, memory_budget=args.memory_budget,
         device=args.device, dtype=args.dtype, progress=False, pbc=args.pbc,

@@ -36,3 +36,8 @@ class OutputError(GeomfeatError):
 
 class OutputLockedError(OutputError):
     """Another run holds the lock of an output (or of a folder's manifest)."""
+
+
+class InputWarning(UserWarning):
+    """Input that geomfeat changed or left out on purpose (virtual sites, altlocs, a crystal
+    cell), named in the message and recorded in the output's sidecar."""

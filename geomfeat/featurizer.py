@@ -21,7 +21,7 @@ from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
 from .registry import get_model_card
 from .sanity import check_units as _check_units
-from .trajectory import Selection, TrajectoryReader, open_trajectory
+from .trajectory import Selection, TrajectoryReader, check_model_elements, open_trajectory
 
 __all__ = ["GeomFeaturizer"]
 
@@ -47,8 +47,20 @@ class GeomFeaturizer(Transformer, Model):
     model : str
         Registered encoder name (see ``geomfeat.list_models()``), e.g. ``"visnet-denali"``.
     select : str or array of int
-        Atoms to embed: ``"heavy"`` (default), ``"all"``, a selection string in the input
-        toolkit's language, or 0-based indices. See :mod:`geomfeat.trajectory`.
+        Atoms to embed: ``"heavy"`` (default), ``"all"``, ``"solute"`` (no water or ions), a
+        selection string in the input toolkit's language, or 0-based indices. See
+        :mod:`geomfeat.trajectory`.
+    heavy : bool
+        Leave the hydrogens out of ``select`` (``select="protein", heavy=True``), decided on
+        geomfeat's elements for every topology format.
+    elements : sequence, mapping or path, optional
+        Elements that override the topology's: one symbol or atomic number per atom of the
+        input, or a mapping ``{"NAME" | "RESNAME:NAME" | "type:TYPE": "Zn"}`` (``"virtual"``
+        drops the atom), or a file of ``KEY ELEMENT`` lines. See :mod:`geomfeat.elements`.
+    allow_unseen_elements : bool
+        Embed atoms of elements outside the model's pre-training set (``card.elements``; for
+        OrbNet Denali H, Li, B, C, N, O, F, Na, Mg, Si, P, S, Cl, K, Ca, Br, I) instead of
+        refusing them. Their embedding rows were never trained; the sidecar lists them.
     pool : {"graph", "residue", "atom", "residue-local"}
         One vector per frame, one token per residue of the selection, or one per atom.
         ``"residue-local"``: one token per residue computed from the residue's local graph
@@ -120,6 +132,9 @@ class GeomFeaturizer(Transformer, Model):
         model: str = "visnet-denali",
         *,
         select: Selection = "heavy",
+        heavy: bool = False,
+        elements: Any = None,
+        allow_unseen_elements: bool = False,
         pool: str = "graph",
         reduce: str = "sum",
         features: str = "scalar",
@@ -148,6 +163,9 @@ class GeomFeaturizer(Transformer, Model):
         resolve_layers(layers, int(self.card.hyperparameters["num_layers"]))  # fail early
         self.model = self.card.name
         self.select = select
+        self.heavy = heavy
+        self.elements = elements
+        self.allow_unseen_elements = allow_unseen_elements
         self.pool = pool
         self.reduce = reduce
         self.features = features
@@ -198,7 +216,9 @@ class GeomFeaturizer(Transformer, Model):
 
     def reader(self, data: Any) -> TrajectoryReader:
         """A :class:`~geomfeat.trajectory.TrajectoryReader` over ``data`` with this selection."""
-        reader = open_trajectory(data, self.select)
+        reader = open_trajectory(data, self.select, heavy=self.heavy, elements=self.elements)
+        reader.unseen_elements = check_model_elements(reader, self.card,
+                                                      self.allow_unseen_elements)
         if (self.pool in ("residue", "residue-local")
                 and getattr(reader, "has_residues", True) is False):
             raise InputError(f"pool={self.pool!r} needs residues: pass an mdtraj Trajectory, an "

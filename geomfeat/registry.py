@@ -40,6 +40,11 @@ class ModelCard:
         Keyword arguments of the architecture; ``cutoff`` is in Å.
     pretraining, citation, license : str
         Provenance, shown by ``geomfeat models``.
+    elements : tuple of str
+        Elements of the pre-training data; others are refused unless explicitly allowed
+        (``allow_unseen_elements``). Empty: not recorded, nothing refused.
+    elements_source : str
+        Where the element set comes from.
     """
 
     name: str
@@ -51,6 +56,8 @@ class ModelCard:
     pretraining: str = ""
     citation: str = ""
     license: str = ""
+    elements: tuple[str, ...] = ()
+    elements_source: str = ""
 
     @property
     def cutoff(self) -> float:
@@ -80,6 +87,7 @@ def _load_registry() -> dict[str, ModelCard]:
     for name, entry in raw["models"].items():
         entry = dict(entry)
         url = entry.pop("url", f"{base}/{entry['file']}")
+        entry["elements"] = tuple(entry.get("elements", ()))
         cards[name] = ModelCard(name=name, url=url, **entry)
     return cards
 
