@@ -44,9 +44,9 @@ def median_neighbour_distance(positions: np.ndarray, box: np.ndarray | None = No
 
         from .neighbors import perpendicular_widths, radius_graph
 
-        box_t = torch.as_tensor(np.asarray(box, dtype=np.float64))
+        box_t = torch.tensor(np.array(box, dtype=np.float64))  # a copy: inputs may be read-only
         if bool(perpendicular_widths(box_t).min() >= 2 * MAX_NEIGHBOUR_ANGSTROM):
-            pos = torch.as_tensor(positions)[None]
+            pos = torch.tensor(np.array(positions, dtype=np.float64))[None]
             edges = radius_graph(pos, MAX_NEIGHBOUR_ANGSTROM, box=box_t[None])
             source, target = edges.index
             other = source != target
