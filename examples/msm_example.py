@@ -1,6 +1,7 @@
 """End to end: trajectory → geomfeat embeddings → TICA → k-means → MSM → implied timescales.
 
-Run from the repository root (needs matplotlib, in the ``examples`` extra)::
+Run from the repository root (needs matplotlib: ``pip install matplotlib``, or the
+``examples`` or ``test`` extra; plain ``pip install geomfeat`` does not bring it)::
 
     python examples/msm_example.py [--out msm_its.png]
 
@@ -12,9 +13,14 @@ takes. Prints the MSM's leading implied timescales and writes the implied-timesc
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError:  # only the plot needs it, but the plot is the point of this example
+    sys.exit("msm_example.py needs matplotlib: pip install matplotlib "
+             "(or geomfeat's 'examples' or 'test' extra)")
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -11,13 +11,19 @@
 ``geomfeat pretrain DATA ... -o OUT``
     Denoising pre-training (see :mod:`geomfeat.pretrain.cli`).
 
-Errors are printed as one line (``geomfeat: error: ...``) with a non-zero exit status.
+Errors are printed as one line (``geomfeat: error: ...``) with a non-zero exit status, warnings
+as one line each (``geomfeat: warning: ...``). Ctrl-C (exit status 130) and SIGTERM, which batch
+schedulers send at a job's time limit (exit status 143), end a run alike: finished outputs are
+kept, the hidden ``.partial`` files of unfinished ones are removed (a rerun embeds them from
+their first frame), and the manifest records them as pending.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import signal
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -60,6 +66,24 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run ends as on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def _layers(text: str) -> str | list[int]:
     """``--layers``: ``last``, ``all`` or comma-separated layer indices such as ``0,2,5``."""
     if text in ("last", "all"):
@@ -92,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("-o", "--output", required=True, metavar="OUT",
                        help="output .npy for one trajectory, else an output folder")
     embed.add_argument("--overwrite", action="store_true",
-                       help="replace outputs that were made with other settings")
+                       help="replace existing outputs made with other settings or from other "
+                            "input files, unreadable ones, and files geomfeat did not make")
+    embed.add_argument("--wait", action="store_true",
+                       help="if another run is writing an output, wait for it instead of "
+                            "failing at once")
     embed.add_argument("--model", default="visnet-denali",
                        help="registered encoder or model card .json (see 'geomfeat models'; "
                             "default visnet-denali)")
@@ -123,16 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--stride", type=_positive_int, default=None, help="take every n-th frame")
     embed.add_argument("--batch-size", type=_positive_int, default=None,
                        help="frames per encoder batch (default: sized to --memory-budget)")
-    embed.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+    embed.add_argument("--memory-budget", type=_positive_float, default=None, metavar="GIB",
                        help="GiB one batch may use (default 2 on CPU, 40%% of a GPU's memory)")
-    embed.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    embed.add_argument("--device", default=None,
+                       help="cpu, cuda, cuda:N or mps (default: cuda if available)")
     embed.add_argument("--dtype", choices=DTYPES, default="float32",
                        help="encoder precision (output is float32); tf32, bfloat16 and float16 "
-                            "are faster, less accurate opt-in modes (see docs/performance.md)")
+                            "are less accurate opt-in modes meant for GPUs (tf32 needs CUDA; "
+                            "on the CPU bfloat16/float16 are several times slower than "
+                            "float32, see docs/performance.md)")
     embed.add_argument("--no-pbc", dest="pbc", action="store_false",
                        help="ignore the unit cell (default: minimum-image neighbour lists when "
                             "the trajectory has one)")
-    embed.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    embed.add_argument("--no-unit-check", dest="check_units", action="store_false",
+                       help="skip the check that the first frame's coordinates look like Å")
+    embed.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bar, no download messages, no summary line")
     dask = embed.add_argument_group("parallel runs (Dask)")
     dask.add_argument("--scheduler", metavar="ADDRESS",
                       help="run on an existing dask.distributed scheduler, e.g. tcp://host:8786")
@@ -207,14 +241,15 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
 
 def _embed(args: argparse.Namespace) -> int:
     from .cluster import embed_jobs
+    from .devices import check_available, parse_device
     from .featurizer import GeomFeaturizer
 
     get_model_card(args.model)  # unknown model: fail before reading anything
-    if args.device is not None and args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available() and args.scheduler is None:
-            raise GeomfeatError(f"--device {args.device}: no CUDA device is available")
+    try:  # before reading anything; the workers of --scheduler may have GPUs this host lacks
+        parse_device(args.device) if args.scheduler is not None else check_available(
+            args.device)
+    except GeomfeatError as exc:
+        raise GeomfeatError(f"--device: {exc}") from None
     top, jobs, manifest = _jobs(args)
     elements = None
     if args.elements is not None:
@@ -227,18 +262,32 @@ def _embed(args: argparse.Namespace) -> int:
         features=args.features, layers=args.layers,
         batch_size=args.batch_size, memory_budget=args.memory_budget,
         device=args.device, dtype=args.dtype, progress=False, pbc=args.pbc,
+        check_units=args.check_units,
     )
-    with _client(args) as client:
+    pooch_logger = logging.getLogger("pooch")
+    level = pooch_logger.level
+    if args.quiet:
+        pooch_logger.setLevel(logging.WARNING)  # its "Downloading ..." line
+    with _client(args) as client, _restore_level(pooch_logger, level):
         result = embed_jobs(
             featurizer, jobs, top, start=args.start, stop=args.stop, stride=args.stride,
             overwrite=args.overwrite, client=client, frames_per_task=args.frames_per_task,
             threads=args.threads, progress=not args.quiet, manifest=manifest,
+            wait=args.wait, option_style="cli",
         )
     if not args.quiet:
         where = jobs[0][1] if len(jobs) == 1 else Path(args.output)
         print(f"{where}: {result.count('written')} written, {result.count('complete')} "
               "already complete", file=sys.stderr)
     return 0
+
+
+@contextmanager
+def _restore_level(logger: logging.Logger, level: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _models(_: argparse.Namespace) -> int:
@@ -264,23 +313,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geomfeat`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", module="MDAnalysis")
-    formatwarning = warnings.formatwarning
-    warnings.formatwarning = lambda message, *_, **__: f"geomfeat: warning: {message}\n"
     try:
-        commands = {"embed": _embed, "models": _models, "pretrain": run_pretrain}
-        return commands[args.command](args)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="MDAnalysis")
+            warnings.showwarning = _one_line_warning
+            commands = {"embed": _embed, "models": _models, "pretrain": run_pretrain}
+            return commands[args.command](args)
     except GeomfeatError as exc:
-        print(f"geomfeat: error: {exc}", file=sys.stderr)
+        print(f"geomfeat: error: {exc}{_notes(exc)}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:
-        print(f"geomfeat: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"geomfeat: error: {type(exc).__name__}: {exc}{_notes(exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("geomfeat: interrupted; no partial output was left", file=sys.stderr)
+    except Terminated as exc:
+        print("geomfeat: terminated (SIGTERM); finished outputs kept, unfinished ones removed"
+              f"{_notes(exc)}", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt as exc:
+        print(f"geomfeat: interrupted; finished outputs kept, unfinished ones removed"
+              f"{_notes(exc)}", file=sys.stderr)
         return 130
     finally:
-        warnings.formatwarning = formatwarning  # main() may run inside another program
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _notes(exc: BaseException) -> str:
+    """The notes added to ``exc`` (e.g. a manifest that could not be written), on one line."""
+    return "".join(f"; {note}" for note in getattr(exc, "__notes__", []))
+
+
+_WARNED: set[str] = set()
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: Any = None, line: str | None = None) -> None:
+    """Print a warning as one line, once per run (the same file is opened by several tasks)."""
+    text = " ".join(str(message).split())
+    if text not in _WARNED:
+        _WARNED.add(text)
+        print(f"geomfeat: warning: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,10 @@ GPU per worker instead.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import sys
 import time
 import uuid
 import zlib
@@ -40,12 +43,15 @@ import torch
 
 from ._threads import torch_threads
 from ._version import __version__
-from .errors import GeomfeatError, InputError
+from .errors import GeomfeatError, InputError, OutputError
 from .featurizer import GeomFeaturizer
+from .locks import hold
 from .output import (
+    box_applied,
     create_partial,
     fill_partial,
     finish_output,
+    input_identity,
     partial_path,
     plan_output,
     write_json,
@@ -158,17 +164,19 @@ def _reader(featurizer: GeomFeaturizer, trajectory: str, top: str):
 
 
 def _plan_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
-               frame_slice: tuple, overwrite: bool, frames_per_task: int | None
-               ) -> dict[str, Any]:
+               frame_slice: tuple, overwrite: bool, frames_per_task: int | None,
+               overwrite_flag: str = "overwrite=True") -> dict[str, Any]:
     """Settings, batch size and frame ranges of one output; creates its ``.partial`` file."""
     start, stop, stride = frame_slice
     reader = _reader(featurizer, trajectory, top)
     expected = plan_output(featurizer, reader, out, start=start, stop=stop, stride=stride,
-                           overwrite=overwrite)
+                           overwrite=overwrite, inputs=input_identity(reader, trajectory, top),
+                           overwrite_flag=overwrite_flag)
     frames = reader.frame_indices(start, stop, stride)
     if expected is None:
         return {"status": "complete", "frames": len(frames)}
     batch_size = featurizer.resolve_batch_size(reader, frames)
+    expected_box = box_applied(featurizer, reader, frames)
     if frames_per_task is None:
         parts = [(0, len(frames))]
     else:
@@ -177,7 +185,7 @@ def _plan_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
                  for lo in range(0, len(frames), per_task)] or [(0, 0)]
     create_partial(out, expected["shape"])
     return {"status": "todo", "frames": len(frames), "batch_size": batch_size,
-            "parts": parts, "expected": expected}
+            "parts": parts, "expected": expected, "box_applied": expected_box}
 
 
 def _part_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
@@ -202,13 +210,21 @@ def _part_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
         frames = reader.frame_indices(*frame_slice)
         fill_partial(featurizer, reader, partial_path(out), frames, range(*part), batch_size,
                      report)
+        used_threads = torch.get_num_threads()
     return {"worker": None if worker is None else worker.address, "pid": os.getpid(),
-            "encoder_loaded": loaded, "seconds": time.perf_counter() - began}
+            "encoder_loaded": loaded, "seconds": time.perf_counter() - began,
+            "threads": used_threads}
 
 
 def _finish_task(out: str, expected: dict[str, Any], metadata: dict[str, Any],
                  *parts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Move the filled file into place and write its sidecar, once every part is done."""
+    """Move the filled file into place and write its sidecar, once every part is done.
+
+    The sidecar also records the threads the parts ran with (one number, or the list of
+    distinct ones): float32 bits depend on them.
+    """
+    threads = sorted({p["threads"] for p in parts})
+    metadata = {**metadata, "threads": threads[0] if len(threads) == 1 else threads}
     finish_output(out, expected, metadata)
     return list(parts)
 
@@ -242,6 +258,7 @@ def embed_many(
     frames_per_task: int | None = None,
     threads: int | None = None,
     progress: bool = True,
+    wait: bool = False,
 ) -> Manifest:
     """Embed every trajectory into ``out_dir/<name>.npy``, here or on a Dask cluster.
 
@@ -258,7 +275,7 @@ def embed_many(
         ``<stem>.json`` per trajectory and ``geomfeat-manifest.json``.
     client : dask.distributed.Client, optional
         Run on this client's cluster (see :func:`local_cluster`); ``None`` runs here.
-    start, stop, stride, overwrite, frames_per_task, threads, progress
+    start, stop, stride, overwrite, frames_per_task, threads, progress, wait
         As for :func:`embed_jobs`.
 
     Returns
@@ -285,7 +302,8 @@ def embed_many(
     out_dir.mkdir(exist_ok=True)
     return embed_jobs(featurizer, jobs, top, start=start, stop=stop, stride=stride,
                       overwrite=overwrite, client=client, frames_per_task=frames_per_task,
-                      threads=threads, progress=progress, manifest=out_dir / MANIFEST_NAME)
+                      threads=threads, progress=progress, manifest=out_dir / MANIFEST_NAME,
+                      wait=wait)
 
 
 def embed_jobs(
@@ -302,6 +320,8 @@ def embed_jobs(
     threads: int | None = None,
     progress: bool = True,
     manifest: str | os.PathLike | None = None,
+    wait: bool = False,
+    option_style: str = "python",
 ) -> Manifest:
     """Embed ``(trajectory, output.npy)`` pairs; the engine behind :func:`embed_many`.
 
@@ -316,7 +336,8 @@ def embed_jobs(
     start, stop, stride : int, optional
         Frame slice of every trajectory, applied while reading.
     overwrite : bool
-        Replace outputs made with other settings (else such a trajectory fails).
+        Replace existing outputs that were made with other settings or from other input
+        files, are unreadable, or were not made by geomfeat (else such a trajectory fails).
     client : dask.distributed.Client, optional
         Run the tasks on this client's cluster; ``None`` runs them here, one after another.
     frames_per_task : int, optional
@@ -331,9 +352,16 @@ def embed_jobs(
         by ``W`` workers, ``cores // W`` avoids oversubscription (2 workers × 2 threads on 2
         cores were 2.5× slower than 2 × 1).
     progress : bool
-        A progress bar (frames/s) on stderr, fed by the workers.
+        A progress bar (frames/s) on stderr, fed by the workers, over the frames still to
+        embed (complete outputs are not counted).
     manifest : path, optional
-        Where to write the manifest (JSON).
+        Where to write the manifest (JSON). Entries of other runs into the same manifest are
+        kept (merged under the manifest's lock), those of this run's outputs replaced.
+    wait : bool
+        If another run holds an output's lock (see :mod:`geomfeat.locks`), wait for it instead
+        of failing at once.
+    option_style : {"python", "cli"}
+        How error messages spell options: ``overwrite=True`` or ``--overwrite``.
 
     Returns
     -------
@@ -345,31 +373,99 @@ def embed_jobs(
         raise InputError(f"topology file not found: {top}")
     if frames_per_task is not None and int(frames_per_task) < 1:
         raise InputError(f"frames_per_task must be a positive integer, got {frames_per_task}")
+    cli = option_style == "cli"
+    flags = {"overwrite": "--overwrite" if cli else "overwrite=True",
+             "wait": "--wait" if cli else "wait=True"}
     run = _Run(featurizer, [(str(t), str(o)) for t, o in jobs], str(top),
-               (start, stop, stride), overwrite, frames_per_task, threads, progress)
-    try:
-        if client is None:
-            run.serial()
-        else:
-            run.distributed(client)
-    except BaseException:
-        run.close_bar(clear=True)  # the error is then the one line left
-        run.discard_unfinished()  # e.g. Ctrl-C: leave no .partial files behind
-        raise
-    finally:
+               (start, stop, stride), overwrite, frames_per_task, threads, progress,
+               flags["overwrite"])
+    primary: BaseException | None = None
+    manifest_error: Exception | None = None
+    with hold([o for _, o in jobs], wait=wait, wait_flag=flags["wait"]):
+        try:
+            if client is None:
+                run.serial()
+            else:
+                run.distributed(client)
+        except BaseException as exc:  # e.g. Ctrl-C or SIGTERM
+            primary = exc
+            run.close_bar(clear=True)  # the error is then the one line left
+            run.discard_unfinished()  # leave no .partial files behind
         run.close_bar(clear=bool(run.exceptions))
         result = run.manifest(client)
         if manifest is not None:
             result.path = Path(manifest)
-            write_json(result.path, {"run": result.run, "outputs": result.entries})
+            try:
+                write_manifest(result)
+            except (GeomfeatError, OSError) as exc:
+                manifest_error = exc
+    if primary is not None:
+        if manifest_error is not None:  # reported, without hiding the first error
+            _add_note(primary, f"and the manifest could not be written: {manifest_error}")
+        raise primary
     failed = [e for e in result.entries if e["status"] == "failed"]
-    if failed:
-        if len(jobs) == 1 and run.exceptions:
-            raise run.exceptions[0]
-        where = f" (see {result.path})" if result.path is not None else ""
-        raise GeomfeatError(f"{len(failed)} of {len(jobs)} trajectories failed{where}; first: "
-                            f"{failed[0]['trajectory']}: {failed[0]['error']}")
+    error: BaseException | None = None
+    if failed and len(jobs) == 1 and run.exceptions:
+        error = run.exceptions[0]
+    elif failed:
+        where = f" (see {result.path})" if result.path and manifest_error is None else ""
+        error = GeomfeatError(f"{len(failed)} of {len(jobs)} trajectories failed{where}; "
+                              f"first: {failed[0]['trajectory']}: {failed[0]['error']}")
+    if error is not None:
+        if manifest_error is not None:
+            _add_note(error, f"and the manifest could not be written: {manifest_error}")
+        raise error
+    if manifest_error is not None:
+        raise OutputError(f"{result.count('written')} outputs written, but the manifest "
+                          f"could not be: {manifest_error}") from manifest_error
     return result
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)`` (Python 3.11) on every supported Python."""
+    exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+
+
+def write_manifest(manifest: Manifest) -> None:
+    """Write ``manifest`` to ``manifest.path``, merged with what other runs recorded there.
+
+    Under the manifest's lock, the file is read, entries for this run's outputs replaced (or
+    appended) and those of other outputs kept, so that runs into one folder (e.g. the tasks
+    of a job array) keep each other's entries. An unreadable manifest is replaced.
+    """
+    path = Path(manifest.path)
+    with hold([path], wait=True):  # held for milliseconds by other runs: always wait
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))["outputs"]
+            old = [e for e in old if isinstance(e, dict) and "output" in e]
+        except (OSError, ValueError, KeyError, TypeError):
+            old = []
+        ours = {Path(e["output"]).name: e for e in manifest.entries}
+        merged = [ours.pop(Path(e["output"]).name, e) for e in old]
+        merged += list(ours.values())
+        write_json(path, {"run": manifest.run, "outputs": merged})
+
+
+class _LogLines:
+    """tqdm's output stream for logs: each state on a line of its own, the same count once,
+    from the first frame done on (a run that fails at once leaves only its error)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.last = ""
+
+    def write(self, text: str) -> None:
+        for piece in re.split(r"[\r\n]", text):
+            piece = piece.strip()
+            counts = piece.split("[")[0]  # "model: 40%|####  | 80/200 ": not the rate
+            if re.search(r"\| 0/\d+ $", counts):  # nothing done yet: nothing to log
+                continue
+            if piece and counts != self.last:
+                self.last = counts
+                self.stream.write(piece + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class _Run:
@@ -377,7 +473,8 @@ class _Run:
 
     def __init__(self, featurizer: GeomFeaturizer, jobs: list[tuple[str, str]], top: str,
                  frame_slice: tuple, overwrite: bool, frames_per_task: int | None,
-                 threads: int | None, progress: bool) -> None:
+                 threads: int | None, progress: bool,
+                 overwrite_flag: str = "overwrite=True") -> None:
         self.featurizer = featurizer
         self.jobs = jobs
         self.top = top
@@ -385,6 +482,7 @@ class _Run:
         self.overwrite = overwrite
         self.frames_per_task = frames_per_task
         self.threads = threads
+        self.overwrite_flag = overwrite_flag
         self.entries = [{"trajectory": t, "output": o, "status": "pending", "frames": None}
                         for t, o in jobs]
         self.exceptions: list[BaseException] = []
@@ -392,14 +490,24 @@ class _Run:
         self.progress = progress
         self.encoder_loads: dict[str, int] = {}  # per worker process, from the finished parts
         self._bar: Any = None
+        self._bar_total_known = False
+        self._tty = False
 
-    def bar(self) -> Any:
-        """The progress bar, shown from the first planned trajectory on."""
+    def bar(self, total: int = 0) -> Any:
+        """The progress bar, shown from the first trajectory with frames to embed on.
+
+        On a terminal it redraws itself; in a log file (stderr not a terminal) it writes a
+        line every 10 s at most, each on its own line and none twice.
+        """
         if self._bar is None:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=0, unit="frame", desc=self.featurizer.model,
-                             disable=not self.progress, dynamic_ncols=True)
+            tty = sys.stderr.isatty()
+            self._bar = tqdm(total=total, unit="frame", desc=self.featurizer.model,
+                             disable=not self.progress, dynamic_ncols=True,
+                             file=sys.stderr if tty else _LogLines(sys.stderr),
+                             mininterval=0.1 if tty else 10.0)
+            self._tty = tty
         return self._bar
 
     def close_bar(self, clear: bool) -> None:
@@ -408,19 +516,22 @@ class _Run:
                 self._bar.leave = False
             self._bar.close()
 
-    def _metadata(self, index: int) -> dict[str, str]:
-        return {"trajectory": self.jobs[index][0], "topology": self.top}
+    def _metadata(self, index: int, plan: dict[str, Any]) -> dict[str, Any]:
+        return {"trajectory": self.jobs[index][0], "topology": self.top,
+                "batch_size": plan["batch_size"], "box_applied": plan["box_applied"]}
 
     def _planned(self, index: int, plan: dict[str, Any]) -> None:
-        bar = self.bar()
         self.entries[index]["frames"] = plan["frames"]
-        bar.total += plan["frames"]
-        if plan["status"] == "complete":
+        if plan["status"] == "complete":  # not on the bar: no work, and no absurd frames/s
             self.entries[index].update(status="complete", parts=0)
-            bar.update(plan["frames"])
-        else:
-            self.entries[index]["parts"] = len(plan["parts"])
-        bar.refresh()
+            return
+        self.entries[index]["parts"] = len(plan["parts"])
+        if self._bar is None:
+            self.bar(plan["frames"])
+        elif not self._bar_total_known:
+            self._bar.total += plan["frames"]
+            if self._tty:
+                self._bar.refresh()
 
     def _finished(self, index: int, parts: list[dict[str, Any]]) -> None:
         self.entries[index].update(
@@ -449,10 +560,18 @@ class _Run:
         for index, (trajectory, out) in enumerate(self.jobs):  # plan all: the bar's total
             try:
                 plans.append(_plan_task(self.featurizer, trajectory, self.top, out,
-                                        self.frame_slice, self.overwrite, None))
+                                        self.frame_slice, self.overwrite, None,
+                                        self.overwrite_flag))
             except Exception as exc:
                 plans.append(None)
                 self._failed(index, exc)
+        todo = sum(p["frames"] for p in plans if p is not None and p["status"] != "complete")
+        if todo:
+            if self.featurizer._encoder is None:  # fetched (pooch's lines) before the bar
+                _ = self.featurizer.encoder
+                self.encoder_loads["this process"] = 1
+            self.bar(todo)
+            self._bar_total_known = True
         for index, plan in enumerate(plans):
             if plan is not None:
                 self._planned(index, plan)
@@ -466,7 +585,7 @@ class _Run:
                                   (0, plan["frames"]), plan["batch_size"], self.threads, None)
                 self.bar().update(plan["frames"])
                 self._finished(index, _finish_task(out, plan["expected"],
-                                                   self._metadata(index), part))
+                                                   self._metadata(index, plan), part))
             except Exception as exc:
                 self._failed(index, exc)
 
@@ -495,7 +614,7 @@ class _Run:
         for index, (trajectory, out) in enumerate(where):
             future = client.submit(_plan_task, self.featurizer, trajectory, top, out,
                                    self.frame_slice, self.overwrite, self.frames_per_task,
-                                   key=f"geomfeat-plan-{tag}-{index}")
+                                   self.overwrite_flag, key=f"geomfeat-plan-{tag}-{index}")
             kinds[future.key] = ("plan", index)
             futures.add(future)
         try:
@@ -520,7 +639,7 @@ class _Run:
                                        key=f"geomfeat-part-{tag}-{index}-{part[0]}")
                          for part in result["parts"]]
                 finish = client.submit(_finish_task, out, result["expected"],
-                                       self._metadata(index), *parts,
+                                       self._metadata(index, result), *parts,
                                        key=f"geomfeat-finish-{tag}-{index}")
                 kinds[finish.key] = ("finish", index)
                 futures.add(finish)

@@ -31,6 +31,8 @@ __all__ = ["cache_dir", "fetch_weights", "is_cached", "weights_url"]
 
 CACHE_ENV = "GEOMFEAT_CACHE"
 URL_ENV = "GEOMFEAT_WEIGHTS_URL"
+#: URL schemes ``$GEOMFEAT_WEIGHTS_URL`` may use (pooch's downloaders, and local files).
+URL_SCHEMES = ("http", "https", "ftp", "sftp", "doi", "file")
 
 
 def cache_dir() -> Path:
@@ -45,6 +47,10 @@ def weights_url(model: str | ModelCard) -> str:
     base = os.environ.get(URL_ENV)
     if not base:
         return card.url
+    scheme = urlparse(base).scheme
+    if len(scheme) > 1 and scheme.lower() not in URL_SCHEMES:  # 1 letter: a Windows drive
+        raise WeightsError(f"{URL_ENV}={base!r} has the unknown URL scheme {scheme!r}; use "
+                           f"{', '.join(s + '://' for s in URL_SCHEMES)} or a local folder")
     return f"{base.rstrip('/')}/{card.file}"
 
 

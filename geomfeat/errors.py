@@ -30,6 +30,14 @@ class InputError(GeomfeatError, ValueError):
     """Bad trajectory, topology, selection or coordinates."""
 
 
+class OutputError(GeomfeatError):
+    """An output could not be written, or exists and may not be replaced without asking."""
+
+
+class OutputLockedError(OutputError):
+    """Another run holds the lock of an output (or of a folder's manifest)."""
+
+
 class InputWarning(UserWarning):
     """Input that geomfeat changed or left out on purpose (virtual sites, altlocs, a crystal
     cell), named in the message and recorded in the output's sidecar."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import torch
 from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
+from .devices import check_available, parse_device
 from .encoders import ARCHITECTURES, Encoder, Layers, load_encoder, resolve_layers
 from .encoders.layers import compile_mode, compile_on_cpu
 from .errors import InputError, WeightsError
@@ -20,6 +23,7 @@ from .localgraph import LocalGraphs, residue_local_graphs
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
 from .registry import ModelCard, get_model_card, load_card
+from .sanity import check_units as _check_units
 from .trajectory import (
     Batch,
     Selection,
@@ -93,13 +97,16 @@ class GeomFeaturizer(Transformer, Model):
         axis in the order given (``S·H``, ``S·2H`` or ``(4, S·H)``). What each architecture's
         "output after layer i" is: ``docs/readouts.md``.
     batch_size : int, optional
-        Frames per encoder batch. Default: chosen from the first frame's number of neighbour
-        pairs so that a batch fits ``memory_budget``.
+        Frames per encoder batch (a positive integer). Default: chosen from the first frame's
+        number of neighbour pairs so that a batch fits ``memory_budget``.
     memory_budget : float, optional
-        GiB that one batch may use for the encoder's temporaries when ``batch_size`` is not
-        given. Default: 2 GiB on the CPU, 40 % of the GPU's memory on CUDA.
+        GiB (a positive, finite number) that one batch may use for the encoder's temporaries
+        when ``batch_size`` is not given. Default: 2 GiB on the CPU, 40 % of the GPU's memory
+        on CUDA.
     device : str, optional
-        ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available, else CPU).
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``None`` (CUDA when available, else
+        CPU). Checked when given; whether the device exists here is checked when the encoder
+        is loaded (the process that runs it may be a Dask worker elsewhere).
     dtype : {"float32", "float64", "tf32", "bfloat16", "float16"}
         Precision of the encoder; outputs are always float32. ``"float32"`` (default) is full
         float32 (TF32 is never switched on behind your back); ``"float64"`` the reference
@@ -115,6 +122,11 @@ class GeomFeaturizer(Transformer, Model):
         Use periodic boundaries (minimum image) when the trajectory has a unit cell (default).
         ``False`` ignores the cell: pairs are then taken as the coordinates are stored, which is
         right only for molecules that are whole and not near their own images.
+    check_units : bool
+        Check on the first frame read that the coordinates look like Å (default): the median
+        distance from an atom to its nearest neighbour must not be far below bond lengths
+        (nm given as Å) nor, for ``"all"``/``"heavy"`` selections, far above (Å read as nm).
+        See :func:`geomfeat.sanity.check_units`. ``False`` skips it.
 
     Notes
     -----
@@ -151,15 +163,22 @@ class GeomFeaturizer(Transformer, Model):
         dtype: str = "float32",
         progress: bool = False,
         pbc: bool = True,
+        check_units: bool = True,
     ) -> None:
         self.card = get_model_card(model)
         for name, value, choices in (("pool", pool, POOLS), ("reduce", reduce, REDUCES),
                                      ("features", features, FEATURES), ("dtype", dtype, _DTYPES)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, Integral) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(
+                memory_budget, Real) or not math.isfinite(memory_budget) or memory_budget <= 0):
+            raise ValueError(f"memory_budget must be a positive number of GiB, got "
+                             f"{memory_budget!r}")
+        parse_device(device)  # an unknown device fails here, not deep inside PyTorch
         resolve_layers(layers, int(self.card.hyperparameters["num_layers"]))  # fail early
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.model = self.card.name
         self.select = select
         self.heavy = heavy
@@ -177,6 +196,7 @@ class GeomFeaturizer(Transformer, Model):
             raise ValueError("dtype='tf32' (TF32 tensor-core matrix products) needs a CUDA device")
         self.progress = progress
         self.pbc = pbc
+        self.check_units = check_units
         self._encoder: Encoder | None = None
         self._compile_cpu = False  # set per job by iter_embeddings (see CPU_COMPILE_MIN_EDGES)
 
@@ -212,6 +232,7 @@ class GeomFeaturizer(Transformer, Model):
     def encoder(self) -> Encoder:
         """The frozen encoder, fetched and loaded on first use."""
         if self._encoder is None:
+            check_available(self.device)
             self._encoder = load_encoder(self.card, device=self.torch_device,
                                          dtype=_DTYPES[self.dtype], progress=self.progress)
         return self._encoder
@@ -290,6 +311,8 @@ class GeomFeaturizer(Transformer, Model):
             return 1
         first = next(reader.iter_batches(1, frames[:1]))
         boxes = first.boxes if self.pbc else None
+        if boxes is not None:  # the proper message (with its --no-pbc hint), not radius_graph's
+            _check_box(boxes, self.card.cutoff, frames[:1], reader.source)
         pos = torch.tensor(first.positions)  # one frame: copy (the reader's may be read-only)
         box = None if boxes is None else torch.tensor(boxes)
         edges = radius_graph(pos, self.card.cutoff, box=box)
@@ -373,9 +396,14 @@ class GeomFeaturizer(Transformer, Model):
 
     def _checked_batches(self, reader: TrajectoryReader, frames: range, batch_size: int
                          ) -> Iterator[Batch]:
-        """``reader``'s batches, each checked for non-finite coordinates and too small boxes."""
-        for batch in reader.iter_batches(batch_size, frames):
+        """``reader``'s batches, each checked for non-finite coordinates and too small boxes (and
+        the first frame for implausible units)."""
+        for k, batch in enumerate(reader.iter_batches(batch_size, frames)):
             _check_finite(batch.positions, batch.frames, reader.source)
+            if k == 0 and self.check_units:
+                _check_units(batch.positions[0], self.select, reader.source,
+                             batch.frames[0], None if batch.boxes is None or not self.pbc
+                             else batch.boxes[0])
             if self.pbc and batch.boxes is not None:
                 _check_box(batch.boxes, self.card.cutoff, batch.frames, reader.source)
             yield batch
@@ -451,14 +479,26 @@ def _reduced_precision(option: str, device: torch.device) -> Iterator[None]:
 
 
 def _check_box(boxes: np.ndarray, cutoff: float, numbers: range, source: str) -> None:
+    hint = "embed without periodic boundaries (pbc=False / --no-pbc) if the molecule is whole"
+    finite = np.isfinite(boxes).all(axis=(1, 2))
+    if not finite.all():
+        frame = numbers[int(np.argmin(finite))]
+        raise InputError(f"frame {frame} of {source}: the periodic box has non-finite entries "
+                         f"(NaN or inf); {hint}")
+    lengths = np.linalg.norm(boxes, axis=-1).prod(axis=-1)
+    volumes = np.abs(np.linalg.det(boxes))
+    singular = ~(volumes > 1e-6 * lengths)  # also zero-length vectors (0 > 0 is False)
+    if singular.any():
+        k = int(np.argmax(singular))
+        raise InputError(f"frame {numbers[k]} of {source}: the periodic box is singular (box "
+                         f"vectors {np.round(boxes[k], 3).tolist()} Å span no volume); {hint}")
     widths = perpendicular_widths(torch.tensor(boxes)).min(dim=-1).values.numpy()
     small = np.flatnonzero(~(widths >= 2 * cutoff))
     if small.size:
         frame = numbers[int(small[0])]
         raise InputError(
             f"frame {frame} of {source}: the periodic box is {widths[small[0]]:.2f} Å wide, less "
-            f"than twice the {cutoff} Å cutoff, so minimum images are ambiguous; embed without "
-            "periodic boundaries (pbc=False / --no-pbc) if the molecule is whole"
+            f"than twice the {cutoff} Å cutoff, so minimum images are ambiguous; {hint}"
         )
 
 

@@ -1,24 +1,31 @@
 """Writing embeddings to disk: atomic ``.npy`` files with a JSON sidecar.
 
 An output ``OUT.npy`` is written in steps, so that parts of it can be filled by different
-workers (:mod:`geomfeat.cluster` runs them, serially or on Dask):
+workers (:mod:`geomfeat.cluster` runs them, serially or on Dask, under the output's lock, see
+:mod:`geomfeat.locks`):
 
 1. :func:`plan_output`: the settings it will have, or ``None`` if it is already complete;
 2. :func:`create_partial`: an empty ``.npy`` at a hidden path beside it (``.OUT.npy.partial``);
 3. :func:`fill_partial`: embed a range of frames into their rows;
-4. :func:`finish_output`: rename it into place, then write the sidecar ``OUT.json`` (model,
-   checkpoint SHA-256, selection, pooling, frames, shape, geomfeat version), which marks the
-   output complete.
+4. :func:`finish_output`: rename it into place, then the sidecar ``OUT.json`` (model,
+   checkpoint SHA-256, selection, pooling, frames, shape, the identity of the input files,
+   batch size, threads, geomfeat version), which marks the output complete.
 
-A failed or interrupted run leaves at most a hidden ``.partial`` file, never a pair that looks
-complete. Rerunning with the same settings skips complete outputs (resume); an output made with
-other settings is replaced only when asked (``overwrite``).
+A failed or interrupted run leaves at most hidden ``.partial`` files, never a pair that looks
+complete: every write is checked (a full disk is an error naming the file and the free
+space), the data are flushed to disk (``fsync``) before the rename, and only a file whose rows
+were all written is renamed. Rerunning with the same settings and the same input files skips
+complete outputs (resume). An existing output is replaced only when asked (``overwrite``) if it
+was made with other settings or from other input files (the message says what differs), if it
+or its sidecar is unreadable, or if geomfeat did not make it (an ``.npy`` without sidecar, a
+``.json`` that is not a geomfeat sidecar).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,17 +34,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._version import __version__
-from .errors import InputError
+from .errors import InputError, OutputError
+from .identity import file_identity, identity_changes
 
 if TYPE_CHECKING:
     from .featurizer import GeomFeaturizer
     from .trajectory import TrajectoryReader
 
 __all__ = [
+    "box_applied",
     "check_destination",
     "create_partial",
     "fill_partial",
     "finish_output",
+    "input_identity",
     "is_complete",
     "partial_path",
     "plan_output",
@@ -45,6 +55,9 @@ __all__ = [
     "sidecar_path",
     "write_json",
 ]
+
+#: Keys of the sidecar that describe the run but do not decide whether an output is complete.
+RECORDED_ONLY = ("inputs",)
 
 
 def sidecar_path(out: str | os.PathLike) -> Path:
@@ -62,12 +75,87 @@ def check_destination(out: Path) -> None:
         raise InputError(f"output path is a folder: {out}")
 
 
+def _free_space(path: Path) -> str:
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return "free space unknown"
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if free < 1024 or unit == "GiB":
+            return f"{free:.0f} {unit} free" if unit == "bytes" else f"{free:.1f} {unit} free"
+        free /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def write_error(path: Path, reason: str, what: str | None = None) -> OutputError:
+    """An :class:`OutputError` naming ``path`` (or ``what``), the reason and the free space."""
+    return OutputError(f"could not write {what or path}: {reason} "
+                       f"({_free_space(path)} on its file system)")
+
+
+def _write_all(fd: int, data: bytes | memoryview, offset: int, path: Path,
+               what: str | None = None) -> None:
+    """``os.pwrite`` all of ``data`` at ``offset``, looping on short writes."""
+    view = memoryview(data).cast("B")
+    while view.nbytes:
+        try:
+            written = os.pwrite(fd, view, offset)
+        except OSError as exc:
+            raise write_error(path, exc.strerror or str(exc), what) from None
+        if written <= 0:
+            raise write_error(path, "the file system accepted no more bytes", what)
+        view = view[written:]
+        offset += written
+
+
+def _fsync(fd: int, path: Path, what: str | None = None) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # NFS reports a full disk here, at the latest
+        raise write_error(path, exc.strerror or str(exc), what) from None
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make renames in ``folder`` durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as readable JSON (UTF-8, numpy values as lists/numbers), atomically."""
+    """Write ``payload`` as readable JSON (UTF-8, numpy values as lists/numbers), atomically.
+
+    The text goes to a hidden ``.partial`` file, checked and flushed to disk, then renamed over
+    ``path``; a failed write removes the ``.partial`` file and raises :class:`OutputError`.
+    """
+    _write_json_partial(path, payload)
+    os.replace(partial_path(path), path)
+    _fsync_folder(path.parent)
+
+
+def _write_json_partial(path: Path, payload: dict[str, Any]) -> Path:
     tmp = partial_path(path)
-    text = json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    except OSError as exc:
+        raise write_error(path, exc.strerror or str(exc)) from None
+    try:
+        _write_all(fd, text.encode("utf-8"), 0, path)
+        _fsync(fd, path)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return tmp
 
 
 def _jsonable(value: Any) -> Any:
@@ -108,23 +196,104 @@ def settings(featurizer: GeomFeaturizer, reader: TrajectoryReader, frames: range
     }
 
 
+def input_identity(reader: TrajectoryReader, trajectory: str | os.PathLike | None,
+                   topology: str | os.PathLike | None) -> dict[str, Any]:
+    """``{"trajectory": ..., "topology": ...}`` identities (see :mod:`geomfeat.identity`).
+
+    The trajectory's also records the number of frames read (``reader.n_frames_total``).
+    """
+    inputs: dict[str, Any] = {}
+    if trajectory is not None:
+        inputs["trajectory"] = {**file_identity(trajectory), "frames": reader.n_frames_total}
+    if topology is not None:
+        inputs["topology"] = file_identity(topology)
+    return inputs
+
+
+def box_applied(featurizer: GeomFeaturizer, reader: TrajectoryReader, frames: range) -> bool:
+    """Whether periodic boxes enter the neighbour lists: ``pbc`` and a cell on the first frame."""
+    if not featurizer.pbc or len(frames) == 0:
+        return False
+    return next(reader.iter_batches(1, frames[:1])).boxes is not None
+
+
+def _settings_changes(recorded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    changes = [f"{key} {recorded.get(key)!r} → {value!r}" for key, value in expected.items()
+               if key not in RECORDED_ONLY and key != "shape" and recorded.get(key) != value]
+    if not changes and recorded.get("shape") != expected["shape"]:
+        changes.append(f"shape {recorded.get('shape')} → {expected['shape']}")
+    return changes
+
+
+def _read_sidecar(side: Path) -> dict[str, Any]:
+    """The sidecar's content; ``OutputError`` if unreadable."""
+    try:
+        recorded = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise OutputError(f"{side} is unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(recorded, dict):
+        raise OutputError(f"{side} is unreadable (not a JSON object)")
+    return recorded
+
+
+def _is_geomfeat_sidecar(recorded: dict[str, Any], out: Path) -> bool:
+    return "geomfeat_version" in recorded and recorded.get("file") == out.name
+
+
+def existing_output_problem(out: Path, expected: dict[str, Any]) -> str | None:
+    """Why an existing ``out`` is not complete with ``expected``, as one phrase for a message.
+
+    ``None``: ``out`` is complete. ``""``: nothing is in the way (no output, or an unfinished
+    one of geomfeat's). Otherwise what is wrong: unreadable, not made by geomfeat, made with
+    other settings (which, old → new) or from other input files (what changed).
+    """
+    side = sidecar_path(out)
+    if not out.exists() and not side.exists():
+        return ""
+    if side.exists():
+        try:
+            recorded = _read_sidecar(side)
+        except OutputError as exc:
+            return str(exc)
+        if not _is_geomfeat_sidecar(recorded, out):
+            return (f"{side} is not a geomfeat sidecar of {out.name}, and geomfeat does not "
+                    "replace files it did not make")
+        if not out.exists():
+            return ""  # the output was removed: its sidecar describes nothing
+    else:
+        finishing = partial_path(side)
+        try:
+            ours = _is_geomfeat_sidecar(_read_sidecar(finishing), out)
+        except OutputError:
+            ours = False
+        if ours:
+            return ""  # cut off between the two renames of finish_output: ours, incomplete
+        return (f"{out} exists without the sidecar {side.name} that geomfeat writes, so "
+                "geomfeat did not make it (or was cut off while replacing it)")
+    try:
+        shape = list(np.load(out, mmap_mode="r").shape)
+    except (OSError, ValueError, EOFError) as exc:
+        return f"{out} is unreadable ({type(exc).__name__}: {exc})"
+    if shape != recorded.get("shape"):
+        return (f"{out} is unreadable: its shape {shape} is not the {recorded.get('shape')} "
+                f"its sidecar records")
+    changes = _settings_changes(recorded, expected)
+    if changes:
+        return f"{out} was made with other settings ({'; '.join(changes)})"
+    if "inputs" in expected:
+        changes = identity_changes(recorded.get("inputs"), expected["inputs"])
+        if changes:
+            return f"{out} was made from other input files ({'; '.join(changes)})"
+    return None
+
+
 def is_complete(out: str | os.PathLike, expected: dict[str, Any]) -> bool:
     """Whether ``out`` and its sidecar exist and were written with the ``expected`` settings.
 
-    A run that was interrupted leaves at most a hidden ``.partial`` file (or an ``.npy`` without
-    sidecar), never a pair that passes this check.
+    A run that was interrupted leaves at most hidden ``.partial`` files, never a pair that
+    passes this check.
     """
-    out = Path(out)
-    side = sidecar_path(out)
-    if not (out.is_file() and side.is_file()):
-        return False
-    try:
-        recorded = json.loads(side.read_text(encoding="utf-8"))
-        shape = np.load(out, mmap_mode="r").shape
-    except (OSError, ValueError):
-        return False
-    return (all(recorded.get(k) == v for k, v in expected.items())
-            and list(shape) == expected["shape"])
+    return existing_output_problem(Path(out), expected) is None
 
 
 def partial_path(out: str | os.PathLike) -> Path:
@@ -135,27 +304,64 @@ def partial_path(out: str | os.PathLike) -> Path:
 
 def plan_output(featurizer: GeomFeaturizer, reader: TrajectoryReader, out: str | os.PathLike,
                 *, start: int | None = None, stop: int | None = None,
-                stride: int | None = None, overwrite: bool = False) -> dict[str, Any] | None:
+                stride: int | None = None, overwrite: bool = False,
+                inputs: dict[str, Any] | None = None,
+                overwrite_flag: str = "overwrite=True") -> dict[str, Any] | None:
     """The settings ``out`` will be written with, or ``None`` if it is already complete.
 
-    Raises :class:`InputError` if ``out`` exists with other settings and not ``overwrite``.
+    Parameters
+    ----------
+    inputs : dict, optional
+        Identity of the input files (:func:`input_identity`): recorded in the sidecar, and an
+        existing output made from other files is not complete.
+    overwrite_flag : str
+        How messages spell the option that allows replacing (``"--overwrite"`` for the CLI).
+
+    Raises
+    ------
+    InputError
+        If the frame slice selects no frames.
+    OutputError
+        If ``out`` exists and is unreadable, was made with other settings or inputs, or was not
+        made by geomfeat, and not ``overwrite``. The message says which, and what differs.
     """
     out = Path(out)
     check_destination(out)
     frames = reader.frame_indices(start, stop, stride)
+    if len(frames) == 0:
+        n = reader.n_frames_total
+        raise InputError(f"start={start}, stop={stop}, stride={stride} select no frames of "
+                         f"{reader.source}, which has {n} frame{'s' * (n != 1)}")
     expected = settings(featurizer, reader, frames, start, stop, stride)
-    if is_complete(out, expected):
+    if inputs:
+        expected["inputs"] = inputs
+    problem = existing_output_problem(out, expected)
+    if problem is None:
         return None
-    if out.exists() and sidecar_path(out).exists() and not overwrite:
-        raise InputError(f"{out} exists and was made with other settings (see "
-                         f"{sidecar_path(out).name}); remove it or pass overwrite/--overwrite")
+    if problem and not overwrite:
+        raise OutputError(f"{problem}; remove it or pass {overwrite_flag}")
     return expected
 
 
 def create_partial(out: str | os.PathLike, shape: Sequence[int]) -> Path:
-    """Create (or truncate) ``out``'s ``.partial`` file as a float32 ``.npy`` of ``shape``."""
+    """Create (or truncate) ``out``'s ``.partial`` file as a float32 ``.npy`` of ``shape``.
+
+    Raises :class:`OutputError` if the file system has clearly too little free space for it.
+    """
     tmp = partial_path(out)
-    np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=tuple(shape)).flush()
+    needed = int(np.prod(shape, dtype=np.int64)) * 4
+    try:
+        free = shutil.disk_usage(tmp.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < needed:
+        raise OutputError(f"{out} needs {needed} bytes but its file system has only "
+                          f"{_free_space(tmp)}")
+    try:
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=tuple(shape)).flush()
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(tmp, exc.strerror or str(exc), str(out)) from None
     return tmp
 
 
@@ -169,7 +375,12 @@ def fill_partial(featurizer: GeomFeaturizer, reader: TrajectoryReader, tmp: str 
     written with positioned writes of exactly their bytes, not through a memory map: parts of
     one file filled by workers on different hosts of a network file system would otherwise
     write back whole pages and could overwrite each other's rows where they share a page.
+    Every write is checked (short writes are continued, a full disk raises
+    :class:`OutputError` naming the file and the free space) and flushed with ``fsync``.
+
     """
+    tmp = Path(tmp)
+    what = f"{tmp.name.removeprefix('.').removesuffix('.partial')} (in {tmp})"
     layout = np.load(tmp, mmap_mode="r")  # the header: where the rows start, their shape
     offset, shape, dtype = layout.offset, layout.shape, layout.dtype
     del layout
@@ -181,27 +392,50 @@ def fill_partial(featurizer: GeomFeaturizer, reader: TrajectoryReader, tmp: str 
             data = np.ascontiguousarray(batch, dtype=dtype)
             if data.shape[1:] != tuple(shape[1:]):
                 raise ValueError(f"{tmp}: rows of shape {data.shape[1:]} do not fit {shape}")
-            os.pwrite(handle.fileno(), data.tobytes(), offset + row * row_bytes)
+            _write_all(handle.fileno(), data, offset + row * row_bytes, tmp, what)
             row += len(batch)
             if on_batch is not None:
                 on_batch(len(batch))
-        os.fsync(handle.fileno())  # on the file server before the part reports done
+        if row != part.stop:
+            raise OutputError(f"{what}: {row - part.start} of {len(part)} rows were read")
+        _fsync(handle.fileno(), tmp, what)  # on the file server before the part reports done
 
 
 def finish_output(out: str | os.PathLike, expected: dict[str, Any],
                   metadata: dict[str, Any] | None = None) -> None:
-    """Move ``out``'s filled ``.partial`` file into place, then write the sidecar (complete)."""
+    """Move ``out``'s filled ``.partial`` file into place, then its sidecar (complete).
+
+    The sidecar is first written and flushed to its own hidden ``.partial`` file, so that an
+    ``.npy`` left without sidecar by a crash between the two renames is still known as
+    geomfeat's (and replaced by the next run without asking).
+    """
     out = Path(out)
-    sidecar_path(out).unlink(missing_ok=True)  # an old sidecar must not describe the new file
+    side = sidecar_path(out)
+    side.unlink(missing_ok=True)  # an old sidecar must not describe the new file
     tmp = partial_path(out)
     retried = not tmp.exists() and out.is_file()  # a rerun after the rename (worker lost)
     if not (retried and list(np.load(out, mmap_mode="r").shape) == list(expected["shape"])):
+        layout = np.load(tmp, mmap_mode="r")
+        size = layout.offset + layout.nbytes
+        del layout
+        if os.path.getsize(tmp) != size:
+            raise OutputError(f"{tmp} has {os.path.getsize(tmp)} bytes, not {size}: "
+                              f"not renamed to {out}")
+        replace_sidecar = _write_json_partial(side, _sidecar(out, expected, metadata))
         os.replace(tmp, out)
-    write_json(sidecar_path(out), {
+    else:
+        replace_sidecar = _write_json_partial(side, _sidecar(out, expected, metadata))
+    os.replace(replace_sidecar, side)
+    _fsync_folder(out.parent)
+
+
+def _sidecar(out: Path, expected: dict[str, Any], metadata: dict[str, Any] | None
+             ) -> dict[str, Any]:
+    return {
         "file": out.name,
         **expected,
         "units": "positions in Å (nm inputs converted)",
         "geomfeat_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(metadata or {}),
-    })
+    }

@@ -53,6 +53,7 @@ from .elements import (
     symbol,
 )
 from .errors import InputError, InputWarning
+from .sanity import check_roles, quiet_failed_readers, warn_if_truncated
 
 __all__ = ["Batch", "Frames", "TrajectoryReader", "check_model_elements", "load_universe",
            "open_trajectory", "prefetched"]
@@ -609,25 +610,35 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
     Raises
     ------
     InputError
-        If a file is missing, unreadable, or the files disagree on the number of atoms.
+        If a file is missing, empty or unreadable, the topology is a coordinate-only format
+        (e.g. TRAJ and TOP swapped), or the files disagree on the number of atoms.
+
+    Warns if an XTC file is truncated (bytes after its last complete frame).
     """
     import MDAnalysis as mda
 
     for path, what in ((topology, "topology"), (trajectory, "trajectory")):
         if not os.path.isfile(path):
             raise InputError(f"{what} file not found: {path}")
-    try:
-        import warnings
+        if os.path.getsize(path) == 0:
+            raise InputError(f"{what} file is empty: {path}")
+    check_roles(trajectory, topology)
+    message = None
+    with quiet_failed_readers():  # a reader that failed to open must not print on collection
+        try:
+            import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            universe = mda.Universe(os.fspath(topology), os.fspath(trajectory))
-    except Exception as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                universe = mda.Universe(os.fspath(topology), os.fspath(trajectory))
+        except Exception as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if message is not None:
         if "number of atoms" in message or "same number" in message:
             message = f"the files do not have the same number of atoms ({message})"
         raise InputError(f"cannot read trajectory {trajectory} with topology {topology}: "
-                         f"{message}") from None
+                         f"{message}")
+    warn_if_truncated(universe, trajectory)
     return universe
 
 

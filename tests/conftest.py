@@ -3,7 +3,11 @@
 Checkpoints reach the tests through geomfeat's real download path: ``../shared/weights`` is
 served over HTTP on 127.0.0.1 and ``GEOMFEAT_WEIGHTS_URL`` points at it, with a fresh
 ``GEOMFEAT_CACHE`` for the session. Outside CI, tests that need ``../shared`` skip when it is
-missing; in CI (``CI=true``) they fail instead.
+missing (also those that reach the weights without asking for ``weights_url``: a failed fetch
+while ``../shared/weights`` is absent is a skip); in CI (``CI=true``) they fail instead.
+
+Tests marked ``slow`` (protein-sized cases, Dask clusters, the suite checking itself) are
+deselected in a default local run and run in CI or with ``pytest --runslow``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,39 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GEOMFEAT_SHARED", ROOT.parent / "shared"))
 EXAMPLE = ROOT / "examples" / "ala2"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--runslow", action="store_true",
+                     help="also run tests marked slow (always run in CI)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Deselect ``slow`` tests unless in CI or ``--runslow`` (or ``-m`` picks markers)."""
+    if IN_CI or config.getoption("--runslow") or config.getoption("-m") not in ("", "not gpu"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Outside CI, a test that failed only because ``../shared/weights`` is absent skips."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI or (SHARED / "weights").is_dir() or call.excinfo is None or not report.failed:
+        return
+    from geomfeat.errors import WeightsError
+
+    exc: BaseException | None = call.excinfo.value
+    while exc is not None and not isinstance(exc, WeightsError):
+        exc = exc.__cause__ or exc.__context__
+    if exc is not None:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0,
+                           f"Skipped: {SHARED / 'weights'} is missing ({exc})")
 
 
 def need(path: Path) -> Path:

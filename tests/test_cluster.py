@@ -25,6 +25,9 @@ from geomfeat.cli import main
 from geomfeat.cluster import MANIFEST_NAME, embed_many, local_cluster, worker_device
 from geomfeat.errors import GeomfeatError
 
+#: Dask clusters take a minute to start and run: in CI and with --runslow only.
+pytestmark = pytest.mark.slow
+
 LENGTHS = {"r0": 500, "r1": 400, "r2": 300, "r3": 200}
 
 
@@ -175,7 +178,7 @@ def test_command_line_workers_equal_serial(runs, serial, tmp_path, capsys):
 
 
 def test_command_line_failure_is_one_line_even_from_workers(runs, tmp_path, example_files,
-                                                            capfd):
+                                                            capfd, weights_url):
     paths, pdb = runs
     fetch_weights("visnet-denali", progress=False)  # no first-download message on stderr
     bad = tmp_path / "bad.xtc"

@@ -24,7 +24,8 @@ def test_declared_parallelizable():
     assert {"multiprocessing", "dask"} <= set(GeomEmbedding.get_supported_backends())
 
 
-@pytest.mark.parametrize("backend", ["multiprocessing", "dask"])
+@pytest.mark.parametrize("backend", ["multiprocessing",
+                                     pytest.param("dask", marks=pytest.mark.slow)])
 def test_parallel_backends_equal_serial_bit_for_bit(universe, weights_url, backend):
     group = universe.select_atoms("not element H")
     options = dict(batch_size=5, pool="residue", threads=1)

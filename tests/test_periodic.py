@@ -83,7 +83,7 @@ def _angles(box: np.ndarray) -> list[float]:
     return list(np.degrees(np.arccos(cos)))
 
 
-def test_box_smaller_than_twice_the_cutoff_names_the_frame(whole):
+def test_box_smaller_than_twice_the_cutoff_names_the_frame(whole, weights_url):
     boxes = np.repeat(np.diag([20.0, 20.0, 20.0])[None], 3, 0)
     boxes[2] = np.diag([12.0, 20.0, 20.0])  # 12 Å < 2 × 7.5 Å
     small = Frames(whole.positions, whole.atomic_numbers, boxes=boxes)
@@ -105,6 +105,7 @@ def test_cell_list_edges_equal_dense_edges_on_random_systems(box):
     assert torch.allclose(dense.vec, cells.vec, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_cell_list_edges_equal_dense_edges_on_a_protein(oracle):
     ref = oracle("visnet-denali")
     pos = torch.tensor(ref["t4l_all__pos"], dtype=torch.float64)
