@@ -8,6 +8,8 @@
     The same on a local Dask cluster of N processes, or on an existing one.
 ``geomfeat models``
     List the registered encoders and whether each is cached.
+``geomfeat compare TOP TRAJ ... --lag 20ps 100ps -o report/``
+    Compare feature sets for kinetic models (see :mod:`geomfeat.evaluate.cli`).
 
 Errors are printed as one line (``geomfeat: error: ...``) with a non-zero exit status.
 """
@@ -113,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "task per trajectory)")
 
     sub.add_parser("models", help="list the registered encoders and whether each is cached")
+    from .evaluate.cli import add_parser as add_compare_parser
+
+    add_compare_parser(sub)
     return parser
 
 
@@ -220,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", module="MDAnalysis")
     try:
-        return {"embed": _embed, "models": _models}[args.command](args)
+        from .evaluate.cli import run as _compare
+
+        return {"embed": _embed, "models": _models, "compare": _compare}[args.command](args)
     except GeomfeatError as exc:
         print(f"geomfeat: error: {exc}", file=sys.stderr)
         return 1

@@ -8,10 +8,11 @@ An unbiased comparison of feature sets for kinetic models of MD trajectories, as
 - :mod:`~geomfeat.evaluate.features`  feature sets from spec strings (encoder readouts,
   distances, contacts, torsions, ``.npy`` arrays, concatenations), cached on disk;
 - :mod:`~geomfeat.evaluate.linear`    linear VAMP-2 (train-fitted, test-scored), timescales;
-- :mod:`~geomfeat.evaluate.vampnet`   the VAMPNet training recipe (deeptime's VAMPNet);
+- :mod:`~geomfeat.evaluate.recipe`    the VAMPNet settings (:class:`VAMPNetRecipe`);
+- :mod:`~geomfeat.evaluate.vampnet`   VAMPNet training with that recipe (deeptime's VAMPNet);
 - :mod:`~geomfeat.evaluate.stats`     mean ± sd and paired comparisons between feature sets;
 - :mod:`~geomfeat.evaluate.report`    JSON, markdown and plots;
-- :mod:`~geomfeat.evaluate.compare`   the whole protocol (:func:`compare`);
+- :mod:`~geomfeat.evaluate.protocol`  the whole protocol (:func:`compare`);
 - :mod:`~geomfeat.evaluate.cli`       ``geomfeat compare`` argument parsing.
 
 Names are imported lazily (torch and deeptime load on first use).
@@ -34,10 +35,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "CompareResult": ".compare", "compare": ".compare",
+    "CompareResult": ".protocol", "compare": ".protocol",
     "Lag": ".lags", "parse_lag": ".lags", "parse_lags": ".lags",
     "Split": ".splits", "make_split": ".splits",
-    "VAMPNetRecipe": ".vampnet",
+    "VAMPNetRecipe": ".recipe",
 }
 
 
