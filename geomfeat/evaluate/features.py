@@ -143,7 +143,9 @@ def load_trajectories(top: str | os.PathLike, paths: Sequence[str | os.PathLike]
         except Exception as exc:  # mdtraj raises many types for unreadable input
             raise GeomfeatError(f"{p}: cannot read with topology {top}: {exc}") from None
         trajs.append(t)
-        steps.append(timestep_ps(t.time))
+        # formats without times (PDB, DCD, XYZ, ...): mdtraj numbers the frames 0, 1, 2 as ints
+        invented = np.issubdtype(np.asarray(t.time).dtype, np.integer)
+        steps.append(None if invented else timestep_ps(t.time))
     if timestep is not None:
         if not timestep > 0:
             raise GeomfeatError(f"timestep must be > 0 ps, got {timestep}")
