@@ -223,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geomfeat`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for reports
     warnings.filterwarnings("ignore", module="MDAnalysis")
     try:
         from .evaluate.cli import run as _compare

@@ -287,3 +287,31 @@ def test_compare_cli_runs_and_reports(tmp_path, capsys):
     report = json.loads((tmp_path / "out" / "compare.json").read_text())
     assert report["settings"]["recipe"]["restarts"] == 1
     assert report["settings"]["features"] == ["torsions", "distances"]
+
+
+# ----------------------------------------------------------------------------- readouts
+
+@pytest.mark.parametrize("spec", ["visnet-denali:graph:invariant:last",
+                                  "visnet-denali:residue:scalar:last",
+                                  "visnet-denali:graph:scalar:all",
+                                  "visnet-denali:residue:invariant:0,-1"])
+def test_readouts_from_one_pass_equal_the_featurizer(spec, weights_url, tmp_path):
+    """Every readout derived from the cached per-atom pass equals GeomFeaturizer's own."""
+    import inspect
+
+    from geomfeat import GeomFeaturizer
+    from geomfeat.evaluate.features import build_feature_sets
+
+    _, pool, features, layers = spec.split(":")
+    has_layers = "layers" in inspect.signature(GeomFeaturizer.__init__).parameters
+    if layers != "last" and not has_layers:
+        pytest.skip("this GeomFeaturizer has no layers= option (readouts branch not merged)")
+    data = load_trajectories(EXAMPLE / "ala2.pdb", [EXAMPLE / "ala2.xtc"], stride=200)
+    sets, _ = build_feature_sets([spec], data, cache=tmp_path)
+    kwargs = {} if layers == "last" else {
+        "layers": "all" if layers == "all" else [int(i) for i in layers.split(",")]}
+    expected = GeomFeaturizer("visnet-denali", pool=pool, features=features, **kwargs
+                              ).transform(data.trajs[0])
+    np.testing.assert_allclose(sets[spec].data[0], expected, rtol=1e-6, atol=1e-5)
+    again, _ = build_feature_sets([spec], data, cache=tmp_path)  # from the cache
+    np.testing.assert_array_equal(again[spec].data[0], sets[spec].data[0])

@@ -131,8 +131,7 @@ def run(args: argparse.Namespace) -> int:
         recipe=recipe, select=args.select, reduce=args.reduce, cache=args.cache,
         device=args.device, threads=args.threads, out=out, name=args.name,
         log=None if args.quiet else _stderr,
-        command="geomfeat " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        if sys.argv[1:2] == ["compare"] else None)
+        command="geomfeat " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])))
     if not args.quiet:
         print(f"{out / args.name}.md: {len(result.feature_sets)} feature sets", file=sys.stderr)
     return 0
