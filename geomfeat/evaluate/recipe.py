@@ -20,11 +20,11 @@ class VAMPNetRecipe:
     depth: int = 2
     token_lobe: str = "mixer"
     heads: int = 4
-    batch_size: int = 512
+    batch_size: int = 256
     lr: float = 1e-3
     steps_per_epoch: int = 50
-    max_epochs: int = 60
-    patience: int = 12
+    max_epochs: int = 40
+    patience: int = 10
     lr_patience: int = 4
     lr_factor: float = 0.5
     min_lr: float = 1e-5
