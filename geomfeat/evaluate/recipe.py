@@ -23,8 +23,8 @@ class VAMPNetRecipe:
     batch_size: int = 256
     lr: float = 1e-3
     steps_per_epoch: int = 50
-    max_epochs: int = 40
-    patience: int = 10
+    max_epochs: int = 30
+    patience: int = 8
     lr_patience: int = 4
     lr_factor: float = 0.5
     min_lr: float = 1e-5
