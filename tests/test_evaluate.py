@@ -194,7 +194,8 @@ def test_spec_strings():
     assert [p["kind"] for p in parse_spec("distances+torsions+npy:a.npy")] == [
         "distances", "torsions", "npy"]
     assert parse_spec("heavy-distances")[0]["kind"] == "distances"
-    for bad, msg in [("foo", "not an encoder"), ("visnet-denali:atom", "graph or residue"),
+    for bad, msg in [("foo", "not an encoder"),
+                     ("visnet-denali:atom", "graph, residue or residue-local"),
                      ("visnet-denali:graph:equivariant", "scalar or invariant"),
                      ("visnet-denali:graph:scalar:x", "layers must be"), ("npy:", "needs a path")]:
         with pytest.raises(GeomfeatError, match=msg):
@@ -294,18 +295,14 @@ def test_compare_cli_runs_and_reports(tmp_path, capsys):
 @pytest.mark.parametrize("spec", ["visnet-denali:graph:invariant:last",
                                   "visnet-denali:residue:scalar:last",
                                   "visnet-denali:graph:scalar:all",
-                                  "visnet-denali:residue:invariant:0,-1"])
+                                  "visnet-denali:residue:invariant:0,-1",
+                                  "visnet-denali:residue-local:invariant:all"])
 def test_readouts_from_one_pass_equal_the_featurizer(spec, weights_url, tmp_path):
     """Every readout derived from the cached per-atom pass equals GeomFeaturizer's own."""
-    import inspect
-
     from geomfeat import GeomFeaturizer
     from geomfeat.evaluate.features import build_feature_sets
 
     _, pool, features, layers = spec.split(":")
-    has_layers = "layers" in inspect.signature(GeomFeaturizer.__init__).parameters
-    if layers != "last" and not has_layers:
-        pytest.skip("this GeomFeaturizer has no layers= option (readouts branch not merged)")
     data = load_trajectories(EXAMPLE / "ala2.pdb", [EXAMPLE / "ala2.xtc"], stride=200)
     sets, _ = build_feature_sets([spec], data, cache=tmp_path)
     kwargs = {} if layers == "last" else {

@@ -5,13 +5,14 @@ Spec strings
 ``MODEL[:POOL[:FEATURES[:LAYERS]]]``
     A registered encoder's readout (``geomfeat.list_models()``), e.g. ``visnet-denali`` (=
     ``visnet-denali:graph:scalar:last``), ``visnet-denali:residue:invariant:all``,
-    ``et-denali:graph:scalar:0,2,5``. ``POOL`` graph or residue (tokens ``(R, C)``);
+    ``et-denali:graph:scalar:0,2,5``. ``POOL`` graph, residue or residue-local (tokens
+    ``(R, C)``);
     ``FEATURES`` scalar or invariant (scalars and the norms of the pooled vector channels);
     ``LAYERS`` last, all or 0-based interaction-layer indices (negative allowed). All graph and
     residue readouts of one encoder come from **one** encoder pass per trajectory (per-atom
     scalar and vector channels of every layer, pooled here with geomfeat's own pooling) and are
-    cached as ``.npy`` under the cache folder. Any other ``POOL`` the featurizer accepts is
-    computed by its own :class:`~geomfeat.GeomFeaturizer` pass (also cached).
+    cached as ``.npy`` under the cache folder. ``POOL`` residue-local (tokens of each residue's
+    local graph) needs its own pass (one per encoder and trajectory, all layers, also cached).
 ``distances`` (alias ``heavy-distances``)
     All pairwise distances between heavy atoms, nm.
 ``ca-distances``
@@ -203,8 +204,9 @@ def parse_spec(spec: str) -> list[dict]:
         pool, features, layers = (rest + ["graph", "scalar", "last"][len(rest):])
         if features not in FEATURES or features == "equivariant":
             raise GeomfeatError(f"feature set {item!r}: features must be scalar or invariant")
-        if pool == "atom":
-            raise GeomfeatError(f"feature set {item!r}: pool must be graph or residue")
+        if pool not in ("graph", "residue", "residue-local"):
+            raise GeomfeatError(f"feature set {item!r}: pool must be graph, residue or "
+                                "residue-local")
         parts.append({"kind": "embedding", "model": model, "pool": pool, "features": features,
                       "layers": _parse_layers(layers, item)})
     return parts
@@ -246,18 +248,20 @@ class _Readouts:
     """Per-layer pooled readouts of one encoder, one pass per trajectory, cached on disk.
 
     Arrays per trajectory (float32): ``graph_scalar``/``graph_vnorm`` ``(T, L, H)`` and
-    ``residue_scalar``/``residue_vnorm`` ``(T, R, L, H)``, ``L`` the layers the featurizer
-    exposes (all interaction layers, or only the last one for a featurizer without
-    ``layers=``). ``vnorm`` are the norms of the pooled vector channels, exactly as
-    ``features="invariant"`` computes them.
+    ``residue_scalar``/``residue_vnorm`` ``(T, R, L, H)`` from one per-atom pass, or
+    ``residue-local_*`` ``(T, R, L, H)`` from a ``pool="residue-local"`` pass; ``L`` the
+    layers the featurizer exposes (all interaction layers, or only the last one for a
+    featurizer without ``layers=``). ``vnorm`` are the norms of the pooled vector channels,
+    exactly as ``features="invariant"`` computes them.
     """
-
-    KEYS = ("graph_scalar", "graph_vnorm", "residue_scalar", "residue_vnorm")
 
     def __init__(self, model: str, trajs: Trajectories, *, select: str, reduce: str,
                  cache: Path, device: str | None, batch_size: int | None,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], local: bool = False) -> None:
         self.model, self.trajs, self.select, self.reduce = model, trajs, select, reduce
+        self.local = local  # pool="residue-local": its own pass (tokens of local graphs)
+        self.KEYS = (("residue-local_scalar", "residue-local_vnorm") if local else
+                     ("graph_scalar", "graph_vnorm", "residue_scalar", "residue_vnorm"))
         self.cache, self.device, self.batch_size, self.log = cache, device, batch_size, log
         self.all_layers = _supports_layers()
         self.seconds = 0.0
@@ -269,7 +273,7 @@ class _Readouts:
 
         key = _file_key([path, self.trajs.top], model=self.model, select=self.select,
                         reduce=self.reduce, stride=self.trajs.stride, version=__version__,
-                        all_layers=self.all_layers)
+                        all_layers=self.all_layers, **({"local": True} if self.local else {}))
         stem = Path(path).stem
         return {k: self.cache / f"{stem}_{self.model}_{key}_{k}.npy" for k in self.KEYS}
 
@@ -296,7 +300,8 @@ class _Readouts:
         from ..pooling import pool_atoms
 
         kwargs = {"layers": "all"} if self.all_layers else {}
-        featurizer = GeomFeaturizer(self.model, select=self.select, pool="atom",
+        featurizer = GeomFeaturizer(self.model, select=self.select,
+                                    pool="residue-local" if self.local else "atom",
                                     features="equivariant", reduce=self.reduce,
                                     device=self.device, batch_size=self.batch_size, **kwargs)
         reader = featurizer.reader(traj)
@@ -307,10 +312,15 @@ class _Readouts:
         t0 = time.perf_counter()
         for _, atoms in featurizer.iter_embeddings(reader, reader.frame_indices(None, None,
                                                                                 None)):
-            a = torch.from_numpy(atoms)  # (B, N, 4, L*H)
+            a = torch.from_numpy(atoms)  # (B, N, 4, L*H) atoms, or (B, R, 4, L*H) local tokens
             b, n = a.shape[:2]
             a = a.view(b, n, 4, -1, h)
             x, vec = a[:, :, 0], a[:, :, 1:4]
+            if self.local:
+                parts["residue-local_scalar"].append(x.numpy())
+                parts["residue-local_vnorm"].append(torch.linalg.vector_norm(vec, dim=-3)
+                                                    .numpy())
+                continue
             for pool in ("graph", "residue"):
                 xs = pool_atoms(x, pool, self.reduce, residues, n_res)
                 vs = pool_atoms(vec, pool, self.reduce, residues, n_res)
@@ -325,7 +335,7 @@ class _Readouts:
 
     def readout(self, pool: str, features: str, layers: str | list[int]) -> list[np.ndarray]:
         data = self.data()
-        n_layers = data["graph_scalar"][0].shape[-2]
+        n_layers = data[f"{pool}_scalar"][0].shape[-2]
         if layers == "last":
             idx = [n_layers - 1]
         elif layers == "all":
@@ -348,34 +358,6 @@ class _Readouts:
                 x = np.concatenate([x, vn[..., idx, :]], axis=-1)
             out.append(np.ascontiguousarray(x.reshape(*x.shape[:-2], -1), dtype=np.float32))
         return out
-
-
-def _featurizer_pass(part: dict, trajs: Trajectories, *, select: str, reduce: str, cache: Path,
-                     device: str | None, batch_size: int | None) -> list[np.ndarray]:
-    """A readout with its own GeomFeaturizer pass (pools other than graph/residue)."""
-    from .._version import __version__
-    from ..featurizer import GeomFeaturizer
-
-    kwargs = {} if part["layers"] == "last" else {"layers": part["layers"]}
-    try:
-        featurizer = GeomFeaturizer(part["model"], select=select, pool=part["pool"],
-                                    features=part["features"], reduce=reduce, device=device,
-                                    batch_size=batch_size, **kwargs)
-    except (TypeError, ValueError) as exc:
-        raise GeomfeatError(f"readout {part}: {exc}") from None
-    out = []
-    for path, traj in zip(trajs.paths, trajs.trajs, strict=True):
-        key = _file_key([path, trajs.top], **part, select=select, reduce=reduce,
-                        stride=trajs.stride, version=__version__)
-        f = cache / f"{Path(path).stem}_{part['model']}_{key}_{part['pool']}.npy"
-        if f.exists():
-            out.append(np.load(f))
-            continue
-        emb = featurizer.transform(traj).astype(np.float32)
-        cache.mkdir(parents=True, exist_ok=True)
-        _save(f, emb)
-        out.append(emb)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,15 +481,13 @@ def build_feature_sets(specs: Sequence[str], trajs: Trajectories, *, select: str
         for part in parts:
             key = json.dumps(part, sort_keys=True)
             if key not in done:
-                if part["kind"] == "embedding" and part["pool"] in ("graph", "residue"):
-                    r = readouts.setdefault(part["model"], _Readouts(
+                if part["kind"] == "embedding":
+                    local = part["pool"] == "residue-local"
+                    name = part["model"] + (" residue-local" if local else "")
+                    r = readouts.setdefault(name, _Readouts(
                         part["model"], trajs, select=select, reduce=reduce, cache=cache_dir,
-                        device=device, batch_size=batch_size, log=log))
+                        device=device, batch_size=batch_size, log=log, local=local))
                     data = r.readout(part["pool"], part["features"], part["layers"])
-                elif part["kind"] == "embedding":
-                    data = _featurizer_pass(part, trajs, select=select, reduce=reduce,
-                                            cache=cache_dir, device=device,
-                                            batch_size=batch_size)
                 elif part["kind"] == "npy":
                     data = _user_arrays(part["path"], trajs)
                 else:

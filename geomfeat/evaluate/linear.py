@@ -26,19 +26,21 @@ def vamp_fit(trajs: Sequence[np.ndarray], lag: int):
 
 
 def vamp_scores(train: Sequence[np.ndarray], test: Sequence[np.ndarray], lag: int,
-                dims: Sequence[int]) -> dict[str, float]:
+                dims: Sequence[int], model=None) -> dict[str, float]:
     """Test VAMP-2 of linear VAMP fitted on ``train``, for each output dimension in ``dims``.
 
     The singular functions of the training model are scored against the test pieces'
     covariances (deeptime's ``score(r=2, test_model=...)``); nothing is estimated on the test
     part except those covariances.
 
+    ``model`` is the training fit when the caller already has it.
+
     Returns
     -------
     dict
         ``{str(k): score}``; ``k`` larger than the feature count gives the score at full rank.
     """
-    model = vamp_fit(train, lag)
+    model = vamp_fit(train, lag) if model is None else model
     test_model = vamp_fit(test, lag)
     rank = len(model.singular_values)
     return {str(k): float(model.score(r=2, test_model=test_model, dim=min(int(k), rank)))

@@ -109,8 +109,8 @@ def score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *, dims
     scores: dict = {}
     outputs: dict = {}
     for lag in lags:
-        entry: dict = {"linear": vamp_scores(train, test, lag, dims)}
         lin = vamp_fit(train, lag)
+        entry: dict = {"linear": vamp_scores(train, test, lag, dims, model=lin)}
         outputs[str(lag)] = {"linear": [lin.transform(x.reshape(len(x), -1).astype(np.float64))
                                         [:, :max(dims)] for x in z]}
         if recipe is not None:
