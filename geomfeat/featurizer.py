@@ -91,7 +91,8 @@ class GeomFeaturizer(Transformer, Model):
     Coordinates enter the encoder in Å (mdtraj's nm are converted). The neighbour list keeps
     every pair within the encoder's cutoff, self-loops included, with no cap on the number of
     neighbours. Output shapes per frame: ``(H)``, ``(2H)`` or ``(4, H)`` for graph pooling; a
-    leading ``R`` (residues) or ``N`` (atoms) axis for residue and atom pooling.
+    leading ``R`` (residues) or ``N`` (atoms) axis for residue and atom pooling; ``S`` layers
+    multiply the last axis by ``S``.
 
     Examples
     --------

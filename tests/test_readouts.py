@@ -17,6 +17,7 @@ from geomfeat.errors import InputError
 from geomfeat.neighbors import radius_graph
 from geomfeat.pooling import combine_features, pool_atoms
 from geomfeat.registry import get_model_card
+from geomfeat.trajectory import Frames
 
 MODELS = list_models()
 H = 64
@@ -254,3 +255,19 @@ def test_local_graphs_size_the_automatic_batches(traj, weights_url):
     # heavy atoms of ala2 are one neighbourhood at 7.5 Å: three local graphs of 100 edges
     assert whole.resolve_batch_size(whole.reader(traj), frames) == whole.auto_batch_size(100)
     assert local.resolve_batch_size(local.reader(traj), frames) == local.auto_batch_size(300)
+
+
+def test_local_tokens_use_minimum_images(traj, weights_url):
+    """A molecule split across a triclinic box gives the tokens of the whole molecule."""
+    box = np.array([[20.0, 0.0, 0.0], [6.0, 19.0, 0.0], [-5.0, 4.0, 19.5]])
+    pos = traj.xyz[:2].astype(np.float64) * 10.0
+    z = np.array([a.element.atomic_number for a in traj.topology.atoms])
+    residue = np.array([a.residue.index for a in traj.topology.atoms])
+    moved = pos - pos.mean(1, keepdims=True) + box.sum(0)  # the far corner: every face cuts
+    frac = moved @ np.linalg.inv(box)
+    split = (frac - np.floor(frac)) @ box
+    assert np.ptp(split - pos, axis=1).max() > 10.0  # really split
+    featurizer = GeomFeaturizer("tensornet-denali", select="all", pool="residue-local",
+                                features="equivariant", layers=[0, -1], dtype="float64")
+    np.testing.assert_allclose(featurizer.transform(Frames(split, z, residue, boxes=box)),
+                               featurizer.transform(Frames(pos, z, residue)), atol=1e-5)
