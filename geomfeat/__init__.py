@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .download import cache_dir, fetch_weights
-from .errors import GeomfeatError, InputError, UnknownModelError, WeightsError
+from .errors import GeomfeatError, InputError, InputWarning, UnknownModelError, WeightsError
 from .registry import ModelCard, get_model_card, list_models
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ __all__ = [
     "GeomFeaturizer",
     "GeomfeatError",
     "InputError",
+    "InputWarning",
     "ModelCard",
     "UnknownModelError",
     "WeightsError",

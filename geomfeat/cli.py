@@ -7,7 +7,9 @@
 ``geomfeat embed ... --workers N`` / ``--scheduler ADDRESS``
     The same on a local Dask cluster of N processes, or on an existing one.
 ``geomfeat models``
-    List the registered encoders and whether each is cached.
+    List the registered encoders and whether each is cached, then local model cards.
+``geomfeat pretrain DATA ... -o OUT``
+    Denoising pre-training (see :mod:`geomfeat.pretrain.cli`).
 ``geomfeat compare TOP TRAJ ... --lag 20ps 100ps -o report/``
     Compare feature sets for kinetic models (see :mod:`geomfeat.evaluate.cli`).
 
@@ -30,7 +32,9 @@ from .download import cache_dir, is_cached
 from .errors import GeomfeatError
 from .output import check_destination
 from .pooling import FEATURES, POOLS, REDUCES
-from .registry import get_model_card, list_models
+from .pretrain.cli import add_parser as add_pretrain_parser
+from .pretrain.cli import run as run_pretrain
+from .registry import get_model_card, list_local_models, list_models
 
 __all__ = ["main"]
 
@@ -92,9 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--overwrite", action="store_true",
                        help="replace outputs that were made with other settings")
     embed.add_argument("--model", default="visnet-denali",
-                       help="registered encoder (see 'geomfeat models'; default visnet-denali)")
+                       help="registered encoder or model card .json (see 'geomfeat models'; "
+                            "default visnet-denali)")
     embed.add_argument("--select", default="heavy",
-                       help="'heavy' (default), 'all' or an MDAnalysis selection string")
+                       help="'heavy' (default), 'all', 'solute' (no water or ions) or an "
+                            "MDAnalysis selection string")
+    embed.add_argument("--heavy", action="store_true",
+                       help="leave hydrogens out of --select (e.g. --select protein --heavy), "
+                            "decided on geomfeat's elements")
+    embed.add_argument("--elements", metavar="FILE",
+                       help="elements that override the topology's: a text file of 'KEY "
+                            "ELEMENT' lines, KEY an atom name (ZN), RESNAME:NAME (HEM:FE) or "
+                            "type:TYPE (type:3, e.g. LAMMPS data), ELEMENT a symbol, an atomic "
+                            "number or 'virtual' (left out); '#' starts a comment")
+    embed.add_argument("--allow-unseen-elements", action="store_true",
+                       help="embed elements outside the model's pre-training set (OrbNet "
+                            "Denali: H Li B C N O F Na Mg Si P S Cl K Ca Br I) instead of "
+                            "refusing them; recorded in the sidecar")
     embed.add_argument("--pool", choices=POOLS, default="graph")
     embed.add_argument("--reduce", choices=REDUCES, default="sum")
     embed.add_argument("--features", choices=FEATURES, default="scalar")
@@ -131,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "task per trajectory)")
 
     sub.add_parser("models", help="list the registered encoders and whether each is cached")
+    add_pretrain_parser(sub)
     from .evaluate.cli import add_parser as add_compare_parser
 
     add_compare_parser(sub)
@@ -202,8 +221,14 @@ def _embed(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available() and args.scheduler is None:
             raise GeomfeatError(f"--device {args.device}: no CUDA device is available")
     top, jobs, manifest = _jobs(args)
+    elements = None
+    if args.elements is not None:
+        from .elements import read_elements_file
+
+        elements = read_elements_file(args.elements)  # a bad file fails before any reading
     featurizer = GeomFeaturizer(
-        args.model, select=args.select, pool=args.pool, reduce=args.reduce,
+        args.model, select=args.select, heavy=args.heavy, elements=elements,
+        allow_unseen_elements=args.allow_unseen_elements, pool=args.pool, reduce=args.reduce,
         features=args.features, layers=args.layers,
         batch_size=args.batch_size, memory_budget=args.memory_budget,
         device=args.device, dtype=args.dtype, progress=False, pbc=args.pbc,
@@ -229,6 +254,10 @@ def _models(_: argparse.Namespace) -> int:
         rows.append((name, card.architecture, str(hp.get("num_layers", "")),
                      str(card.hidden_channels), f"{card.cutoff:g}",
                      "yes" if is_cached(card) else "no", card.pretraining))
+    for card in list_local_models():  # model cards in <cache>/local-models
+        hp = card.hyperparameters
+        rows.append((card.name, card.architecture, str(hp.get("num_layers", "")),
+                     str(card.hidden_channels), f"{card.cutoff:g}", "local", card.pretraining))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1])
@@ -242,10 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for reports
     warnings.filterwarnings("ignore", module="MDAnalysis")
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"geomfeat: warning: {message}\n"
     try:
         from .evaluate.cli import run as _compare
 
-        return {"embed": _embed, "models": _models, "compare": _compare}[args.command](args)
+        commands = {"embed": _embed, "models": _models, "pretrain": run_pretrain,
+                    "compare": _compare}
+        return commands[args.command](args)
     except GeomfeatError as exc:
         print(f"geomfeat: error: {exc}", file=sys.stderr)
         return 1
@@ -255,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("geomfeat: interrupted; no partial output was left", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning  # main() may run inside another program
 
 
 if __name__ == "__main__":

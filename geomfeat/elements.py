@@ -1,24 +1,63 @@
-"""Atomic numbers from topologies.
+"""Atomic numbers of topology atoms: one resolver for every toolkit.
 
-Elements come from the topology; where it has none (GRO files, many PSFs) they are guessed from
-atom names/types with MDAnalysis's guesser. They are never inferred from masses, which hydrogen
-mass repartitioning breaks (a 3 amu hydrogen is not lithium).
+The encoders see atomic numbers and positions only, so a wrong element or a phantom atom is a
+wrong embedding that nothing downstream reveals. :func:`resolve_elements` decides, for every atom
+of a topology, in this order:
+
+1. an explicit override (``elements=``: one entry per atom, or a mapping keyed by atom name,
+   ``"RESNAME:NAME"`` or ``"type:TYPE"``; see :func:`read_elements_file` for the file form);
+2. virtual sites: atoms the topology marks as virtual or massless (TPR/PSF/PRMTOP masses of 0,
+   mdtraj's virtual element), and dummy names (``MW``, ``LP*``, ``EP*``, ``DM*``; in water also
+   ``M``/``OM``) — these are never embedded;
+3. elements the file really stores (PDB element column, TPR and PRMTOP atomic numbers, mol2,
+   DMS), passed in as ``trusted``;
+4. coarse-grained beads (MARTINI names such as ``BB``, ``SC1``, ``PO4``, ``W``): an error;
+5. a residue-aware name table: ions by residue name (``NA``/``SOD``/``Na+`` → Na, ``CL``/``CLA``
+   → Cl, ``POT``/``K`` → K, ``CA``/``CAL`` → Ca, ...), water models, protein, nucleic-acid and
+   cofactor atom names, and for other residues a conservative rule on the leading letters;
+6. ``hint`` elements (mdtraj's, which mdtraj may have guessed from masses or names) only where
+   the table has no answer and the hint's symbol begins the atom name.
+
+Masses are never used to choose an element (hydrogen mass repartitioning makes a 3 amu
+hydrogen look like lithium); a mass of exactly 0 read from the file marks a virtual site.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
 
-__all__ = ["MAX_Z", "atomic_number", "check_atomic_numbers", "guess_atomic_number"]
+__all__ = [
+    "ATOM",
+    "COARSE",
+    "MAX_Z",
+    "UNRESOLVED",
+    "VIRTUAL",
+    "ElementOverride",
+    "Resolution",
+    "atomic_number",
+    "check_atomic_numbers",
+    "describe_atoms",
+    "element_counts",
+    "read_elements_file",
+    "resolve_elements",
+    "symbol",
+]
 
 #: The encoders' embedding tables have 100 rows: atomic numbers must lie in 1..99.
 MAX_Z = 100
 
+#: Kinds of atoms found by :func:`resolve_elements`.
+ATOM, VIRTUAL, COARSE, UNRESOLVED = 0, 1, 2, 3
 
 #: Element symbols in order of atomic number (index 0 is a placeholder).
 _SYMBOLS = (
@@ -31,28 +70,364 @@ _SYMBOLS = (
 
 @cache
 def _symbol_table() -> dict[str, int]:
-    return {symbol.upper(): z for z, symbol in enumerate(_SYMBOLS) if z > 0}
+    return {s.upper(): z for z, s in enumerate(_SYMBOLS) if z > 0}
 
 
-def atomic_number(symbol: str) -> int:
-    """Atomic number of an element symbol (case-insensitive); 0 if unknown or empty."""
-    return _symbol_table().get(str(symbol).strip().upper(), 0)
+def atomic_number(sym: str | int) -> int:
+    """Atomic number of an element symbol (case-insensitive) or number; 0 if unknown or empty."""
+    if isinstance(sym, (int, np.integer)):
+        return int(sym) if 0 < int(sym) < len(_SYMBOLS) else 0
+    return _symbol_table().get(str(sym).strip().upper(), 0)
+
+
+def symbol(z: int) -> str:
+    """Element symbol of atomic number ``z`` (``"X"`` for 0 or out of range)."""
+    return _SYMBOLS[z] if 0 < z < len(_SYMBOLS) else "X"
+
+
+# ----------------------------------------------------------------------------------- tables
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: Water residues and their atoms (virtual sites of 4- and 5-site models included).
+WATER_RESIDUES = _names(
+    "HOH WAT SOL H2O DOD TIP TIP3 TIP4 TIP5 TIP3P TIP4P TIP5P TP3 TP4 TP5 T3P T4P T4E T5P TP4E "
+    "TIP4E SPC SPCE SPE OPC OPC3 HO4 T3H")
+_WATER_VIRTUAL = _names("MW M OM LP LP1 LP2 EP EP1 EP2 EPW MW1 VS VS1 VS2 MX")
+
+#: Ion residue names (charges and digits stripped, upper case) → element.
+_ION_ALIASES = {"SOD": "Na", "CLA": "Cl", "CLM": "Cl", "POT": "K", "CAL": "Ca", "C0": "Ca",
+                "LIT": "Li", "CES": "Cs", "IOD": "I", "RUB": "Rb", "ZN2": "Zn", "FE2": "Fe",
+                "FE3": "Fe", "CU1": "Cu", "CU2": "Cu", "CD2": "Cd", "MG2": "Mg", "MN2": "Mn",
+                "NIO": "Na", "CIO": "Cl", "KIO": "K"}
+_ION_SYMBOLS = _names("Li Na K Rb Cs Mg Ca Sr Ba Zn Fe Mn Cu Co Ni Cd Hg F Cl Br I Al Ag")
+#: Residues that hold several ions, each named by its element.
+_ION_CONTAINERS = _names("ION IONS")
+
+PROTEIN_RESIDUES = _names(
+    "ALA ARG ASN ASP CYS GLN GLU GLY HIS ILE LEU LYS MET PHE PRO SER THR TRP TYR VAL "
+    "HID HIE HIP HSD HSE HSP HIS1 HIS2 HISA HISB HISD HISE HISH HSC LYN LYSH LSN ASH ASPH ASPP "
+    "GLH GLUH GLUP CYX CYM CYS2 CYSH CYN ARN TYM SEC MSE NLE HYP SEP TPO PTR ORN "
+    "ACE NME NMA NH2 NHE NAC CT3 FOR "
+    "NALA NARG NASN NASP NCYS NGLN NGLU NGLY NHIS NHID NHIE NHIP NILE NLEU NLYS NMET NPHE NPRO "
+    "NSER NTHR NTRP NTYR NVAL CALA CARG CASN CASP CCYS CGLN CGLU CGLY CHIS CHID CHIE CHIP CILE "
+    "CLEU CLYS CMET CPHE CPRO CSER CTHR CTRP CTYR CVAL")
+NUCLEIC_RESIDUES = _names(
+    "A C G U T I DA DC DG DT DU DI RA RC RG RU ADE CYT GUA THY URA "
+    "A5 A3 C5 C3 G5 G3 U5 U3 DA5 DA3 DC5 DC3 DG5 DG3 DT5 DT3 RA5 RA3 RC5 RC3 RG5 RG3 RU5 RU3 "
+    "AN CN GN UN DAN DCN DGN DTN "
+    "ATP ADP AMP GTP GDP GMP CTP CDP UTP UDP TTP ANP ACP NAD NAI NAP NDP NADH NADP FAD FMN SAM "
+    "SAH COA CAMP")
+#: Metal-containing cofactors: atom name → element (other atoms by their leading letter).
+_COFACTOR_METALS = {"HEM": {"FE": "Fe"}, "HEME": {"FE": "Fe"}, "HEC": {"FE": "Fe"},
+                    "HEA": {"FE": "Fe"}, "HEB": {"FE": "Fe"}, "HEO": {"FE": "Fe"},
+                    "B12": {"CO": "Co"}, "CNC": {"CO": "Co"}, "COB": {"CO": "Co"},
+                    "BCL": {"MG": "Mg"}, "CLA": {"MG": "Mg"}, "CHL": {"MG": "Mg"}}
+
+#: MARTINI bead names that no atomistic residue uses: a residue holding one is coarse-grained.
+CG_BEADS = _names("BB SC1 SC2 SC3 SC4 SC5 SC6 NC3 PO4 GL0 GL1 GL2 CNO ROH AM1 AM2 W WF PW WP WM "
+                  "BP4 SP1 SP2")
+#: Names of dummy particles in any residue (GROMACS MW/DM, CHARMM lone pairs, Amber extra points).
+_VIRTUAL_NAME = re.compile(r"^(MW|LP|EP|DM)[0-9A-Z']*$")
+#: Exact names of metals inside larger residues (``FE1``, ``ZN``).
+_METAL_NAME = re.compile(r"^(FE|ZN|MG|MN|CU|CO|NI)\d*$")
+
+
+def _ion_element(name: str) -> str | None:
+    key = re.sub(r"[\d+\-]+$", "", name.strip()).upper()
+    full = name.strip().upper()
+    if full in _ION_ALIASES:
+        return _ION_ALIASES[full]
+    if key in _ION_ALIASES:
+        return _ION_ALIASES[key]
+    for sym in _ION_SYMBOLS:
+        if key == sym.upper():
+            return sym
+    return None
+
+
+def _lead(name: str) -> str:
+    """Atom name in upper case without leading digits (``1HG2`` → ``HG2``)."""
+    return name.strip().upper().lstrip("0123456789")
+
+
+def _by_first_letter(name: str, letters: str) -> str | None:
+    n = _lead(name)
+    return n[0] if n and n[0] in letters else None
 
 
 @cache
-def _guesser():
-    from MDAnalysis.guesser.default_guesser import DefaultGuesser
+def table_element(resname: str, name: str) -> tuple[int, int, bool]:
+    """``(kind, Z, solvent)`` of one atom from geomfeat's residue-aware name table.
 
-    return DefaultGuesser(None)
+    ``kind`` is :data:`ATOM` (with ``Z``), :data:`VIRTUAL` or :data:`UNRESOLVED`; ``solvent`` is
+    true for water and ions. Coarse-grained residues are recognised per residue by
+    :func:`resolve_elements`, not here.
+    """
+    res = resname.strip().upper()
+    n = _lead(name)
+    if not n:
+        return UNRESOLVED, 0, False
+    if res in WATER_RESIDUES:
+        if n in _WATER_VIRTUAL or _VIRTUAL_NAME.match(n):
+            return VIRTUAL, 0, True
+        sym = _by_first_letter(n, "OH")
+        return (ATOM, atomic_number(sym), True) if sym else (UNRESOLVED, 0, True)
+    if _VIRTUAL_NAME.match(n):
+        return VIRTUAL, 0, False
+    ion = _ion_element(resname)
+    if ion is not None and _ion_element(name) == ion:  # NA/NA, SOD/SOD, Na+/Na+, ZN/ZN
+        return ATOM, atomic_number(ion), True
+    if res in _ION_CONTAINERS:
+        ion = _ion_element(name)
+        return (ATOM, atomic_number(ion), True) if ion else (UNRESOLVED, 0, True)
+    if res in PROTEIN_RESIDUES:
+        if res in ("MSE", "SEC") and n.startswith("SE"):
+            return ATOM, 34, False
+        sym = _by_first_letter(n, "HCNOS")
+        return (ATOM, atomic_number(sym), False) if sym else (UNRESOLVED, 0, False)
+    if res in NUCLEIC_RESIDUES:
+        sym = _by_first_letter(n, "HCNOPS")
+        return (ATOM, atomic_number(sym), False) if sym else (UNRESOLVED, 0, False)
+    metal = _COFACTOR_METALS.get(res, {}).get(re.sub(r"\d+$", "", n))
+    if metal:
+        return ATOM, atomic_number(metal), False
+    # any other residue (ligands, lipids, materials): leading letters, conservatively
+    for prefix, sym in (("CL", "Cl"), ("BR", "Br"), ("SI", "Si")):
+        if n.startswith(prefix):
+            return ATOM, atomic_number(sym), False
+    if _METAL_NAME.match(n):
+        return ATOM, atomic_number(n[:2]), False
+    if n[0] in "HCNOSP":
+        return ATOM, atomic_number(n[0]), False
+    if n[0] in "FI" and (len(n) == 1 or n[1].isdigit()):
+        return ATOM, atomic_number(n[0]), False
+    return UNRESOLVED, 0, False
 
 
-def guess_atomic_number(name: str) -> int:
-    """Guess the atomic number from an atom name or type (e.g. ``"CA"`` → 6); 0 if unknown."""
-    return atomic_number(_guesser().guess_atom_element(str(name)))
+# ----------------------------------------------------------------------------------- override
+@dataclass(frozen=True)
+class ElementOverride:
+    """Elements given by the user, which win over everything else.
+
+    Attributes
+    ----------
+    per_atom : ndarray of int, optional
+        One atomic number per atom of the input (``-1``: a virtual site, dropped).
+    by_key : dict
+        ``{"NAME" | "RESNAME:NAME" | "type:TYPE": Z}`` (``-1``: virtual site); the most specific
+        key wins (``RESNAME:NAME`` over ``NAME`` over ``type:``).
+    """
+
+    per_atom: np.ndarray | None = None
+    by_key: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_user(cls, elements) -> ElementOverride | None:
+        """Parse ``elements=``: ``None``, a sequence (one per atom), a mapping, or a file path."""
+        if elements is None or isinstance(elements, ElementOverride):
+            return elements
+        if isinstance(elements, (str, os.PathLike)):
+            return cls(by_key=read_elements_file(elements))
+        if isinstance(elements, Mapping):
+            return cls(by_key={_key(k): _parse_value(v, k) for k, v in elements.items()})
+        values = list(elements)
+        return cls(per_atom=np.array([_parse_value(v, f"entry {i}") for i, v in
+                                      enumerate(values)], dtype=np.int64))
 
 
-def check_atomic_numbers(z: np.ndarray, labels: Sequence[str], source: str) -> None:
-    """Raise :class:`InputError` naming every atom whose element the encoders cannot take.
+def _key(key: str) -> str:
+    key = str(key).strip()
+    if key.lower().startswith("type:"):
+        return "type:" + key[5:].strip()
+    return key.upper()
+
+
+def _parse_value(value, where) -> int:
+    if value is None or (isinstance(value, str) and value.strip().lower() in
+                         ("-", "virtual", "vs", "dummy", "none")):
+        return -1
+    if isinstance(value, (int, np.integer)):
+        z = int(value)
+        if z <= 0:
+            return -1
+        if not 0 < z < MAX_Z:
+            raise InputError(f"elements: {where}: atomic number {z} is outside 1..{MAX_Z - 1}")
+        return z
+    z = atomic_number(str(value))
+    if z == 0:
+        raise InputError(f"elements: {where}: {value!r} is not an element symbol")
+    return z
+
+
+def read_elements_file(path: str | os.PathLike) -> dict[str, int]:
+    """Read an ``--elements`` file: one ``KEY ELEMENT`` pair per line.
+
+    ``KEY`` is an atom name (``ZN``), ``RESNAME:NAME`` (``HEM:FE``) or ``type:TYPE`` (``type:3``,
+    for files without names such as LAMMPS data); ``ELEMENT`` a symbol (``Zn``), an atomic
+    number, or ``virtual`` (``-``) for a massless site to leave out. ``#`` starts a comment.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read elements file {path}: {exc.strerror or exc}") from None
+    table: dict[str, int] = {}
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        parts = text.split()
+        if len(parts) != 2:
+            raise InputError(f"{path}:{number}: expected 'KEY ELEMENT' (e.g. 'ZN Zn' or "
+                             f"'type:3 O'), got {line.strip()!r}")
+        value = int(parts[1]) if parts[1].lstrip("-").isdigit() else parts[1]
+        table[_key(parts[0])] = _parse_value(value, f"{path}:{number}")
+    return table
+
+
+# ----------------------------------------------------------------------------------- resolver
+@dataclass
+class Resolution:
+    """Elements of every atom of a topology.
+
+    Attributes
+    ----------
+    z : ndarray, shape (N,), int64
+        Atomic numbers (0 where not an atom: virtual, coarse-grained or unresolved).
+    kind : ndarray, shape (N,), int8
+        :data:`ATOM`, :data:`VIRTUAL`, :data:`COARSE` or :data:`UNRESOLVED`.
+    solvent : ndarray, shape (N,), bool
+        Atoms of water and monatomic-ion residues (``select="solute"`` leaves them out).
+    """
+
+    z: np.ndarray
+    kind: np.ndarray
+    solvent: np.ndarray
+
+
+def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None,
+                     resindices: np.ndarray, *, trusted: np.ndarray | None = None,
+                     hint: np.ndarray | None = None, virtual: np.ndarray | None = None,
+                     types: Sequence[str] | None = None,
+                     override: ElementOverride | None = None, source: str = "input"
+                     ) -> Resolution:
+    """Resolve the element of every atom (rules in the module docstring).
+
+    Parameters
+    ----------
+    names, resnames : sequence of str, shape (N,), optional
+        Atom and residue names (``None`` if the topology has none, e.g. LAMMPS data).
+    resindices : ndarray of int, shape (N,)
+        Residue of every atom (groups coarse-grained beads by residue).
+    trusted : ndarray of int, shape (N,), optional
+        Atomic numbers the file stores (0 where it has none).
+    hint : ndarray of int, shape (N,), optional
+        A toolkit's own elements, possibly guessed; used only as described above.
+    virtual : ndarray of bool, shape (N,), optional
+        Atoms the topology marks as virtual (massless, or a virtual element).
+    types : sequence of str, optional
+        Atom types, for ``type:`` override keys.
+    override : ElementOverride, optional
+        The user's elements.
+    source : str
+        What the atoms come from, for messages.
+    """
+    n = len(resindices)
+    z = np.zeros(n, dtype=np.int64)
+    kind = np.full(n, UNRESOLVED, dtype=np.int8)
+    have_names = names is not None
+    names_a = np.asarray(names, dtype=str) if have_names else np.full(n, "", dtype=str)
+    res_a = np.asarray(resnames, dtype=str) if resnames is not None else np.full(n, "",
+                                                                                  dtype=str)
+    # 3. elements the file stores; 2. virtual sites the topology marks
+    if trusted is not None:
+        ok = (trusted > 0) & (trusted < MAX_Z)
+        z[ok], kind[ok] = trusted[ok], ATOM
+    if virtual is not None:
+        kind[virtual & (kind != ATOM)] = VIRTUAL
+    # 4. coarse-grained residues; 5. the name table (one look-up per distinct pair)
+    todo = np.flatnonzero(kind == UNRESOLVED)
+    if have_names and todo.size:
+        upper = np.char.upper(np.char.strip(names_a))
+        bead = np.isin(upper, list(CG_BEADS))
+        cg_res = np.unique(resindices[bead])
+        coarse = np.isin(resindices, cg_res) & (kind == UNRESOLVED)
+        kind[coarse] = COARSE
+        todo = np.flatnonzero(kind == UNRESOLVED)
+        pairs, inverse = np.unique(np.char.add(np.char.add(res_a[todo], "\x1f"), names_a[todo]),
+                                   return_inverse=True)
+        looked = np.array([table_element(*p.split("\x1f", 1)) for p in pairs],
+                          dtype=np.int64).reshape(-1, 3)
+        kind[todo] = looked[inverse, 0]
+        z[todo] = looked[inverse, 1]
+    # 6. a toolkit's hint where the table has no answer and the symbol begins the name
+    if hint is not None and have_names:
+        for i in np.flatnonzero((kind == UNRESOLVED) & (hint > 0)):
+            if _lead(names_a[i]).startswith(symbol(int(hint[i])).upper()):
+                z[i], kind[i] = hint[i], ATOM
+    # 1. the user's override
+    if override is not None:
+        _apply_override(override, z, kind, names_a if have_names else None, res_a, types,
+                        source)
+    solvent = np.zeros(n, dtype=bool)
+    if have_names:
+        pairs, inverse = np.unique(np.char.add(np.char.add(res_a, "\x1f"), names_a),
+                                   return_inverse=True)
+        flags = np.array([table_element(*p.split("\x1f", 1))[2] for p in pairs], dtype=bool)
+        solvent = flags[inverse.reshape(-1)]
+    return Resolution(z=z, kind=kind, solvent=solvent)
+
+
+def _apply_override(override: ElementOverride, z, kind, names, resnames, types, source) -> None:
+    n = z.shape[0]
+    if override.per_atom is not None:
+        values = override.per_atom
+        if values.shape != (n,):
+            raise InputError(f"elements has {values.shape[0]} entries but {source} has {n} "
+                             "atoms (one element per atom, or a mapping by name)")
+        assign = values
+    else:
+        assign = np.zeros(n, dtype=np.int64)
+        table = override.by_key
+        if types is not None:
+            tkeys = np.char.add("type:", np.asarray(types, dtype=str))
+            for key, value in table.items():
+                if key.startswith("type:"):
+                    assign[tkeys == key] = value
+        if names is not None:
+            upper = np.char.upper(np.char.strip(names))
+            full = np.char.add(np.char.add(np.char.upper(np.char.strip(resnames)), ":"), upper)
+            for key, value in table.items():
+                if not key.startswith("type:") and ":" not in key:
+                    assign[upper == key] = value
+            for key, value in table.items():
+                if ":" in key and not key.startswith("type:"):
+                    assign[full == key] = value
+        if table and not assign.any():
+            raise InputError(f"elements: none of the keys {', '.join(sorted(table))} matches an "
+                             f"atom of {source}")
+    z[assign > 0], kind[assign > 0] = assign[assign > 0], ATOM
+    z[assign < 0], kind[assign < 0] = 0, VIRTUAL
+
+
+# ----------------------------------------------------------------------------------- messages
+def describe_atoms(index: np.ndarray, labels: Sequence[str], keys: Sequence[str],
+                   limit: int = 6) -> str:
+    """``"SOL:MW ×4612 (e.g. SOL2:MW (atom 9)), ..."``: atoms grouped by residue and atom name."""
+    groups: dict[str, list[int]] = {}
+    for i in index:
+        groups.setdefault(keys[i], []).append(int(i))
+    parts = [f"{key} ×{len(ix)} (e.g. {labels[ix[0]]})" if len(ix) > 1 else labels[ix[0]]
+             for key, ix in list(groups.items())[:limit]]
+    more = f" and {len(groups) - limit} more kinds" if len(groups) > limit else ""
+    return ", ".join(parts) + more
+
+
+def check_atomic_numbers(z: np.ndarray, labels: Sequence[str], source: str,
+                         kind: np.ndarray | None = None,
+                         keys: Sequence[str] | None = None) -> None:
+    """Raise :class:`InputError` naming the selected atoms the encoders cannot take.
 
     Parameters
     ----------
@@ -62,16 +437,34 @@ def check_atomic_numbers(z: np.ndarray, labels: Sequence[str], source: str) -> N
         A readable label per atom (residue, name, index), used in the message.
     source : str
         What the atoms came from (file or object), used in the message.
+    kind : ndarray, shape (N,), optional
+        Kinds from :func:`resolve_elements` (coarse-grained beads get their own message).
+    keys : sequence of str, optional
+        ``RESNAME:NAME`` per atom, to group atoms in the message.
     """
+    keys = labels if keys is None else keys
+    if kind is not None:
+        coarse = np.flatnonzero(kind == COARSE)
+        if coarse.size:
+            raise InputError(
+                f"{coarse.size} selected particle(s) of {source} are coarse-grained beads "
+                f"(MARTINI-style names), not atoms: {describe_atoms(coarse, labels, keys)}; the "
+                "encoders were trained on all-atom structures, so geomfeat does not embed "
+                "coarse-grained models (give elements= / --elements only if these are atoms)")
     bad = np.flatnonzero((z <= 0) | (z >= MAX_Z))
     if bad.size == 0:
         return
-    shown = ", ".join(
-        f"{labels[i]} ({'no element' if z[i] <= 0 else f'Z={z[i]}'})" for i in bad[:5]
-    )
-    more = f" and {bad.size - 5} more" if bad.size > 5 else ""
+    out_of_range = [i for i in bad if z[i] >= MAX_Z]
+    what = (f"Z >= {MAX_Z}: " + ", ".join(f"{labels[i]} (Z={z[i]})" for i in out_of_range[:5])
+            if out_of_range else "no element could be resolved: "
+            + describe_atoms(bad, labels, keys))
     raise InputError(
         f"{bad.size} selected atom(s) of {source} have no element the encoders accept "
-        f"(1 <= Z < {MAX_Z}): {shown}{more}; select them out (e.g. select='heavy' or an "
-        f"explicit selection) or fix the topology's elements"
-    )
+        f"(1 <= Z < {MAX_Z}); {what}; select them out or give their elements "
+        "(elements={'NAME': 'Zn'} / --elements FILE)")
+
+
+def element_counts(z: np.ndarray) -> dict[str, int]:
+    """``{"C": 6, "N": 2, ...}`` in order of atomic number."""
+    counts = Counter(int(v) for v in z)
+    return {symbol(k): counts[k] for k in sorted(counts)}

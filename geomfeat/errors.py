@@ -28,3 +28,8 @@ class CheckpointMismatchError(WeightsError):
 
 class InputError(GeomfeatError, ValueError):
     """Bad trajectory, topology, selection or coordinates."""
+
+
+class InputWarning(UserWarning):
+    """Input that geomfeat changed or left out on purpose (virtual sites, altlocs, a crystal
+    cell), named in the message and recorded in the output's sidecar."""

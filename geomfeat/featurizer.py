@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,15 +14,29 @@ from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
 from .encoders import ARCHITECTURES, Encoder, Layers, load_encoder, resolve_layers
-from .errors import InputError
+from .encoders.layers import compile_mode, compile_on_cpu
+from .errors import InputError, WeightsError
 from .localgraph import LocalGraphs, residue_local_graphs
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
-from .registry import get_model_card
-from .trajectory import Selection, TrajectoryReader, open_trajectory
+from .registry import ModelCard, get_model_card, load_card
+from .trajectory import (
+    Batch,
+    Selection,
+    TrajectoryReader,
+    check_model_elements,
+    open_trajectory,
+    prefetched,
+)
 
 __all__ = ["GeomFeaturizer"]
 
+#: Batches read ahead by a background thread while the encoder runs (0: read in line).
+PREFETCH_BATCHES = 1
+#: On the CPU, the edge messages are compiled (``torch.compile``, tens of seconds once per
+#: process) for jobs of at least this many neighbour pairs (frames × pairs of the first frame);
+#: see ``GEOMFEAT_COMPILE`` in :mod:`geomfeat.encoders.layers`.
+CPU_COMPILE_MIN_EDGES = 5_000_000
 #: Largest number of frames per batch chosen automatically.
 MAX_AUTO_BATCH = 16384
 #: Default memory budget of one batch on the CPU, GiB.
@@ -40,11 +56,25 @@ class GeomFeaturizer(Transformer, Model):
 
     Parameters
     ----------
-    model : str
-        Registered encoder name (see ``geomfeat.list_models()``), e.g. ``"visnet-denali"``.
+    model : str or path
+        Registered encoder name (see ``geomfeat.list_models()``), e.g. ``"visnet-denali"``; or
+        a model card ``.json`` written by ``geomfeat pretrain`` (or the name of one in the
+        cache's ``local-models`` folder). See also :meth:`from_checkpoint`.
     select : str or array of int
-        Atoms to embed: ``"heavy"`` (default), ``"all"``, a selection string in the input
-        toolkit's language, or 0-based indices. See :mod:`geomfeat.trajectory`.
+        Atoms to embed: ``"heavy"`` (default), ``"all"``, ``"solute"`` (no water or ions), a
+        selection string in the input toolkit's language, or 0-based indices. See
+        :mod:`geomfeat.trajectory`.
+    heavy : bool
+        Leave the hydrogens out of ``select`` (``select="protein", heavy=True``), decided on
+        geomfeat's elements for every topology format.
+    elements : sequence, mapping or path, optional
+        Elements that override the topology's: one symbol or atomic number per atom of the
+        input, or a mapping ``{"NAME" | "RESNAME:NAME" | "type:TYPE": "Zn"}`` (``"virtual"``
+        drops the atom), or a file of ``KEY ELEMENT`` lines. See :mod:`geomfeat.elements`.
+    allow_unseen_elements : bool
+        Embed atoms of elements outside the model's pre-training set (``card.elements``; for
+        OrbNet Denali H, Li, B, C, N, O, F, Na, Mg, Si, P, S, Cl, K, Ca, Br, I) instead of
+        refusing them. Their embedding rows were never trained; the sidecar lists them.
     pool : {"graph", "residue", "atom", "residue-local"}
         One vector per frame, one token per residue of the selection, or one per atom.
         ``"residue-local"``: one token per residue computed from the residue's local graph
@@ -105,9 +135,12 @@ class GeomFeaturizer(Transformer, Model):
 
     def __init__(
         self,
-        model: str = "visnet-denali",
+        model: str | os.PathLike | ModelCard = "visnet-denali",
         *,
         select: Selection = "heavy",
+        heavy: bool = False,
+        elements: Any = None,
+        allow_unseen_elements: bool = False,
         pool: str = "graph",
         reduce: str = "sum",
         features: str = "scalar",
@@ -129,6 +162,9 @@ class GeomFeaturizer(Transformer, Model):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.model = self.card.name
         self.select = select
+        self.heavy = heavy
+        self.elements = elements
+        self.allow_unseen_elements = allow_unseen_elements
         self.pool = pool
         self.reduce = reduce
         self.features = features
@@ -142,6 +178,27 @@ class GeomFeaturizer(Transformer, Model):
         self.progress = progress
         self.pbc = pbc
         self._encoder: Encoder | None = None
+        self._compile_cpu = False  # set per job by iter_embeddings (see CPU_COMPILE_MIN_EDGES)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> GeomFeaturizer:
+        """A featurizer for a trained checkpoint: its model card, or the ``.pth`` next to one.
+
+        Parameters
+        ----------
+        path : path
+            ``NAME.json`` (model card) or ``NAME.pth`` with ``NAME.json`` beside it, as written
+            by ``geomfeat pretrain``. The checkpoint is verified against the card's SHA-256 and
+            loaded strictly.
+        **kwargs
+            Other :class:`GeomFeaturizer` parameters.
+        """
+        path = Path(path)
+        card = path if path.suffix == ".json" else path.with_suffix(".json")
+        if not card.is_file():
+            raise WeightsError(f"no model card {card.name} next to {path}: a checkpoint needs "
+                               "its card (written by geomfeat pretrain) for its architecture")
+        return cls(load_card(card), **kwargs)
 
     # ----------------------------------------------------------------------------- encoder
     @property
@@ -177,7 +234,9 @@ class GeomFeaturizer(Transformer, Model):
 
     def reader(self, data: Any) -> TrajectoryReader:
         """A :class:`~geomfeat.trajectory.TrajectoryReader` over ``data`` with this selection."""
-        reader = open_trajectory(data, self.select)
+        reader = open_trajectory(data, self.select, heavy=self.heavy, elements=self.elements)
+        reader.unseen_elements = check_model_elements(reader, self.card,
+                                                      self.allow_unseen_elements)
         if (self.pool in ("residue", "residue-local")
                 and getattr(reader, "has_residues", True) is False):
             raise InputError(f"pool={self.pool!r} needs residues: pass an mdtraj Trajectory, an "
@@ -286,19 +345,40 @@ class GeomFeaturizer(Transformer, Model):
         """Stream ``(frame_numbers, embeddings)`` batches of ``reader``'s ``frames``.
 
         ``batch_size`` overrides :meth:`resolve_batch_size` (a worker embedding part of a
-        trajectory is given the batch size of the whole).
+        trajectory is given the batch size of the whole). The next batch is read and checked
+        in a background thread while the encoder works on the current one
+        (:data:`PREFETCH_BATCHES`); batches come out in order, and a reading error is raised
+        only after every batch before it has been yielded.
         """
         if batch_size is None:
             batch_size = self.resolve_batch_size(reader, frames)
+        self._compile_cpu = self._long_cpu_job(reader, frames)
         with tqdm(total=len(frames), unit="frame", disable=not self.progress,
                   desc=self.model, dynamic_ncols=True) as bar:
-            for batch in reader.iter_batches(batch_size, frames):
-                _check_finite(batch.positions, batch.frames, reader.source)
+            for batch in prefetched(self._checked_batches(reader, frames, batch_size),
+                                    PREFETCH_BATCHES):
                 boxes = batch.boxes if self.pbc else None
-                if boxes is not None:
-                    _check_box(boxes, self.card.cutoff, batch.frames, reader.source)
                 yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
                 bar.update(len(batch.frames))
+
+    def _long_cpu_job(self, reader: TrajectoryReader, frames: range) -> bool:
+        """Whether ``frames`` make a CPU job long enough to compile the edge messages for."""
+        if self.torch_device.type != "cpu" or len(frames) == 0 or compile_mode() != "auto":
+            return False
+        first = next(reader.iter_batches(1, frames[:1]))
+        boxes = first.boxes if self.pbc else None
+        edges = radius_graph(torch.tensor(first.positions), self.card.cutoff,
+                             box=None if boxes is None else torch.tensor(boxes))
+        return len(frames) * edges.index.shape[1] >= CPU_COMPILE_MIN_EDGES
+
+    def _checked_batches(self, reader: TrajectoryReader, frames: range, batch_size: int
+                         ) -> Iterator[Batch]:
+        """``reader``'s batches, each checked for non-finite coordinates and too small boxes."""
+        for batch in reader.iter_batches(batch_size, frames):
+            _check_finite(batch.positions, batch.frames, reader.source)
+            if self.pbc and batch.boxes is not None:
+                _check_box(batch.boxes, self.card.cutoff, batch.frames, reader.source)
+            yield batch
 
     @torch.inference_mode()
     def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
@@ -327,7 +407,7 @@ class GeomFeaturizer(Transformer, Model):
         if self.pool == "residue-local":
             local = residue_local_graphs(edges, residues, n_frames, n_res)
             z, edges = z[local.atom], local.edges
-        with _reduced_precision(self.dtype, device):
+        with _reduced_precision(self.dtype, device), compile_on_cpu(self._compile_cpu):
             readouts = encoder(z, edges, layers=self.layer_indices)
         blocks = []
         for x, vec in readouts:  # one block of channels per layer, each pooled as one output

@@ -1,7 +1,7 @@
 """``GeomEmbedding``: geomfeat as an MDAnalysis analysis class, with MDAnalysis's parallel backends.
 
 >>> from geomfeat.mdanalysis import GeomEmbedding
->>> run = GeomEmbedding(u.select_atoms("protein and not element H")).run(step=10)  # doctest: +SKIP
+>>> run = GeomEmbedding(u.select_atoms("protein"), heavy=True).run(step=10)        # doctest: +SKIP
 >>> run.results.embeddings.shape                                                    # doctest: +SKIP
 (n_frames, 64)
 >>> GeomEmbedding(ag).run(backend="multiprocessing", n_workers=4)                  # doctest: +SKIP
@@ -32,9 +32,12 @@ class GeomEmbedding(AnalysisBase):
         Atoms to embed (positions in Å, read frame by frame).
     model : str
         Registered encoder, e.g. ``"visnet-denali"``.
-    select, pool, reduce, features, layers, dtype, pbc, device
+    pool, reduce, features, layers, dtype, pbc, device
+        As for :class:`geomfeat.GeomFeaturizer`.
+    select, heavy, elements, allow_unseen_elements
         As for :class:`geomfeat.GeomFeaturizer`; ``select`` applies within ``atomgroup``
-        (default ``"all"``: the group is the selection).
+        (default ``"all"``: the group is the selection); ``heavy=True`` leaves out its
+        hydrogens, decided on geomfeat's elements (works on topologies without elements).
     batch_size : int
         Frames embedded together. Batches start at multiples of ``batch_size`` in the run's
         frame sequence, in serial and parallel runs alike; each part of a parallel run flushes
@@ -66,6 +69,7 @@ class GeomEmbedding(AnalysisBase):
         return ("serial", "multiprocessing", "dask")
 
     def __init__(self, atomgroup, model: str = "visnet-denali", *, select: Any = "all",
+                 heavy: bool = False, elements: Any = None, allow_unseen_elements: bool = False,
                  pool: str = "graph", reduce: str = "sum", features: str = "scalar",
                  layers: Layers = "last", batch_size: int = 256, device: str | None = None,
                  dtype: str = "float32", pbc: bool = True, threads: int | None = None,
@@ -73,7 +77,9 @@ class GeomEmbedding(AnalysisBase):
         super().__init__(atomgroup.universe.trajectory, verbose=verbose)
         self.atomgroup = atomgroup
         self.threads = threads
-        self.featurizer = GeomFeaturizer(model, select=select, pool=pool, reduce=reduce,
+        self.featurizer = GeomFeaturizer(model, select=select, heavy=heavy, elements=elements,
+                                         allow_unseen_elements=allow_unseen_elements,
+                                         pool=pool, reduce=reduce,
                                          features=features, layers=layers,
                                          batch_size=batch_size,
                                          device=device, dtype=dtype, pbc=pbc)
@@ -87,6 +93,8 @@ class GeomEmbedding(AnalysisBase):
     def _single_frame(self) -> None:
         self._positions.append(self._reader.group.positions.astype(np.float64))
         box = self._ts.triclinic_dimensions
+        if self._reader.box.startswith("ignored"):  # a lone PDB's crystal cell (see reader)
+            box = None
         self._boxes.append(None if box is None or not np.any(box) else box.astype(np.float64))
         position = self._positions_in_run[self._frame_index]  # index in the whole run's frames
         if (position + 1) % self.featurizer.batch_size == 0:

@@ -89,7 +89,10 @@ def settings(featurizer: GeomFeaturizer, reader: TrajectoryReader, frames: range
         "checkpoint": card.file,
         "sha256": card.sha256,
         "select": select if isinstance(select, str) else np.asarray(select).tolist(),
+        "heavy": bool(getattr(featurizer, "heavy", False)) or select == "heavy"  # no H
+        if isinstance(select, str) else bool(getattr(featurizer, "heavy", False)),
         "n_atoms": reader.n_atoms,
+        **reader.summary(),  # element counts, unseen elements allowed, atoms left out, box rule
         "n_residues": len(reader.residue_labels),
         "pool": featurizer.pool,
         "reduce": featurizer.reduce,

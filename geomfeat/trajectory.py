@@ -7,33 +7,58 @@ boundary: mdtraj stores nm (×10), MDAnalysis and plain arrays are already Å.
 Selections (``select=``):
 
 ``"heavy"``
-    every atom whose element is not hydrogen (decided on atomic numbers, identically for all
-    toolkits; atoms without element, e.g. virtual sites, are left out);
+    every atom whose element is not hydrogen;
 ``"all"``
-    every atom (each must have an element);
+    every atom;
+``"solute"``
+    every atom outside water and monatomic-ion residues (protein, nucleic acids, ligands,
+    lipids);
 any other string
     the input toolkit's own selection language (``Topology.select`` for mdtraj,
     ``select_atoms`` for MDAnalysis);
 an integer array
     0-based indices into the input's atoms (for an AtomGroup, into the group).
+
+``heavy=True`` then leaves out the hydrogens of any of these (``select="protein", heavy=True``).
+Keywords and ``heavy`` are decided on geomfeat's own element column
+(:mod:`geomfeat.elements`), identically for every toolkit and topology format. Virtual sites
+(TIP4P ``MW``, lone pairs, massless particles) are never embedded: a selection that includes
+them loses them with a warning. Of atoms with alternate locations (PDB altlocs), only the first
+conformer listed is kept (mdtraj's rule), on both paths.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import re
+import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from .elements import atomic_number, check_atomic_numbers, guess_atomic_number
-from .errors import InputError
+from .elements import (
+    VIRTUAL,
+    ElementOverride,
+    Resolution,
+    atomic_number,
+    check_atomic_numbers,
+    describe_atoms,
+    element_counts,
+    resolve_elements,
+    symbol,
+)
+from .errors import InputError, InputWarning
 
-__all__ = ["Batch", "Frames", "TrajectoryReader", "load_universe", "open_trajectory"]
+__all__ = ["Batch", "Frames", "TrajectoryReader", "check_model_elements", "load_universe",
+           "open_trajectory", "prefetched"]
 
 Selection = str | Sequence[int] | np.ndarray
+T = TypeVar("T")
 
 
 @dataclass
@@ -99,12 +124,57 @@ class TrajectoryReader(ABC):
     def iter_batches(self, batch_size: int, frames: range) -> Iterator[Batch]:
         """Yield the ``frames`` in batches of at most ``batch_size``."""
 
-    def _set_selection(self, z_all: np.ndarray, labels_all: list[str], residue_ids: np.ndarray,
-                       residue_names: list[str], select: Selection, toolkit_select) -> np.ndarray:
-        index = _resolve_selection(select, z_all, toolkit_select, self.source)
-        z = z_all[index]
+    #: What the selection left out on purpose, recorded in the sidecar.
+    dropped: dict[str, int]
+    #: How the unit cell is used: ``"none"``, ``"trajectory"`` or why it is ignored.
+    box: str = "none"
+
+    def summary(self) -> dict[str, Any]:
+        """Element counts of the embedded atoms, what was left out and the box rule (sidecar)."""
+        return {"elements": element_counts(self.atomic_numbers),
+                "unseen_elements": list(getattr(self, "unseen_elements", [])),
+                "dropped": dict(getattr(self, "dropped", {"virtual_sites": 0, "altlocs": 0})),
+                "box": self.box}
+
+    def _set_selection(self, res: Resolution, labels_all: list[str], keys_all: list[str],
+                       residue_ids: np.ndarray, residue_names: list[str], select: Selection,
+                       toolkit_select, heavy: bool = False,
+                       excluded: np.ndarray | None = None) -> np.ndarray:
+        index = _resolve_selection(select, res, toolkit_select, self.source)
+        virtual = index[res.kind[index] == VIRTUAL]
+        altloc = (index[excluded[index] & (res.kind[index] != VIRTUAL)]
+                  if excluded is not None else index[:0])
+        if virtual.size:
+            warnings.warn(f"{self.source}: {virtual.size} virtual site(s) (massless or dummy "
+                          "particles) are never embedded and were left out: "
+                          f"{describe_atoms(virtual, labels_all, keys_all)}", InputWarning,
+                          stacklevel=4)
+        if altloc.size:
+            warnings.warn(f"{self.source}: {altloc.size} atom(s) of second alternate locations "
+                          "(altlocs) were left out; the first conformer listed is kept",
+                          InputWarning, stacklevel=4)
+        keep = res.kind[index] != VIRTUAL
+        if excluded is not None:
+            keep &= ~excluded[index]
+        index = index[keep]
+        if heavy or (isinstance(select, str) and select == "heavy"):
+            index = index[res.z[index] != 1]
+        if index.size == 0:
+            raise InputError(f"selection {select!r}{' with heavy=True' if heavy else ''} matches "
+                             f"no atoms in {self.source}")
+        solvent = res.solvent[index]
+        if isinstance(select, str) and select in ("heavy", "all") and solvent.any() and \
+                not solvent.all():  # solute and solvent together
+            n_solvent = int(res.solvent[index].sum())
+            warnings.warn(f"{self.source}: select={select!r} includes {n_solvent} water and ion "
+                          f"atom(s) of {index.size}; for the solute only use select='solute' "
+                          "with heavy=True (command line: --select solute --heavy)",
+                          InputWarning, stacklevel=4)
+        z = res.z[index]
         labels = [labels_all[i] for i in index]
-        check_atomic_numbers(z, labels, self.source)
+        check_atomic_numbers(z, labels, self.source, res.kind[index],
+                             [keys_all[i] for i in index])
+        self.dropped = {"virtual_sites": int(virtual.size), "altlocs": int(altloc.size)}
         self.atomic_numbers = z.astype(np.int64)
         self.atom_labels = labels
         ids = residue_ids[index]
@@ -117,14 +187,18 @@ class TrajectoryReader(ABC):
         return index
 
 
-def _resolve_selection(select: Selection, z_all: np.ndarray, toolkit_select, source: str
+#: Selection keywords evaluated on geomfeat's element column.
+KEYWORDS = ("all", "heavy", "solute")
+
+
+def _resolve_selection(select: Selection, res: Resolution, toolkit_select, source: str
                        ) -> np.ndarray:
-    n = z_all.shape[0]
+    n = res.z.shape[0]
     if isinstance(select, str):
-        if select == "all":
+        if select in ("all", "heavy"):
             index = np.arange(n)
-        elif select == "heavy":
-            index = np.flatnonzero(z_all > 1)
+        elif select == "solute":
+            index = np.flatnonzero(~res.solvent)
         elif toolkit_select is None:
             raise InputError(
                 f"selection string {select!r} needs a topology; plain arrays take 'heavy', 'all' "
@@ -134,7 +208,8 @@ def _resolve_selection(select: Selection, z_all: np.ndarray, toolkit_select, sou
             try:
                 index = np.asarray(toolkit_select(select), dtype=np.int64)
             except Exception as exc:
-                raise InputError(f"invalid selection {select!r} for {source}: {exc}") from None
+                raise InputError(f"invalid selection {select!r} for {source}: "
+                                 f"{_selection_problem(exc)}") from None
     else:
         index = np.asarray(select)
         if index.dtype == bool:
@@ -150,25 +225,88 @@ def _resolve_selection(select: Selection, z_all: np.ndarray, toolkit_select, sou
     return index
 
 
+def _selection_problem(exc: Exception) -> str:
+    """One line saying what is wrong with a selection string (the toolkits' words are terse)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "'None'" in text or "end of text" in text:  # MDAnalysis / mdtraj (pyparsing)
+        return "the selection ends too early (an unclosed parenthesis or a dangling operator?)"
+    found = re.search(r"found (.*?\(at char \d+\))", text)  # pyparsing lists every keyword
+    if found:
+        return f"unexpected {found.group(1)}"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def check_model_elements(reader: TrajectoryReader, card, allow: bool = False) -> list[str]:
+    """Refuse atoms of elements outside ``card.elements`` (the pre-training set).
+
+    Returns the symbols of such elements that ``allow`` lets through (for the sidecar).
+
+    Raises
+    ------
+    InputError
+        If any selected atom's element is outside the set and ``allow`` is false; the message
+        names the atoms.
+    """
+    known = {atomic_number(s) for s in getattr(card, "elements", ())}
+    if not known:
+        return []
+    outside = np.flatnonzero(~np.isin(reader.atomic_numbers, list(known)))
+    if outside.size == 0:
+        return []
+    unseen = sorted({int(z) for z in reader.atomic_numbers[outside]})
+    symbols = [symbol(z) for z in unseen]
+    if allow:
+        return symbols
+    keys = [f"{symbol(int(z))} {lab.split(' (atom')[0].split(':')[-1]}" for z, lab in
+            zip(reader.atomic_numbers, reader.atom_labels, strict=True)]
+    raise InputError(
+        f"{outside.size} selected atom(s) of {reader.source} are {'/'.join(symbols)}, outside "
+        f"{card.name}'s pre-training elements ({', '.join(card.elements)}): "
+        f"{describe_atoms(outside, reader.atom_labels, keys)}; leave them out with select=, or "
+        "embed them anyway with allow_unseen_elements=True (--allow-unseen-elements; their "
+        "embedding rows were never trained)")
+
+
 def _describe(obj: Any) -> str:
     filename = getattr(obj, "filename", None)
     return f"{type(obj).__name__} {filename}" if filename else type(obj).__name__
 
 
 class MDTrajReader(TrajectoryReader):
-    """Reader for an in-memory :class:`mdtraj.Trajectory` (coordinates nm → Å)."""
+    """Reader for an in-memory :class:`mdtraj.Trajectory` (coordinates nm → Å).
 
-    def __init__(self, traj, select: Selection = "heavy") -> None:
+    mdtraj fills in elements itself, from masses (PSF) or names (GRO, PDB without an element
+    column), and does not say which; they are therefore only a last hint, used where geomfeat's
+    name table has no answer and the symbol begins the atom name (:mod:`geomfeat.elements`).
+    """
+
+    def __init__(self, traj, select: Selection = "heavy", *, heavy: bool = False,
+                 elements=None) -> None:
         self.traj = traj
         self.source = f"mdtraj.Trajectory ({traj.n_frames} frames, {traj.n_atoms} atoms)"
         top = traj.topology
         atoms = list(top.atoms)
-        z_all = np.array([_mdtraj_z(a) for a in atoms], dtype=np.int64)
-        labels = [f"{a.residue}:{a.name} (atom {a.index})" for a in atoms]
+        # mdtraj's "virtual" element is also its answer for names it cannot guess (GRO): not a
+        # reliable mark; virtual sites are recognised by name instead
+        hint = np.array([0 if a.element is None else max(int(a.element.atomic_number), 0)
+                         for a in atoms], dtype=np.int64)
         residue_ids = np.array([a.residue.index for a in atoms], dtype=np.int64)
+        res = resolve_elements([a.name for a in atoms], [a.residue.name for a in atoms],
+                               residue_ids, hint=hint,
+                               override=ElementOverride.from_user(elements), source=self.source)
+        labels = [f"{a.residue}:{a.name} (atom {a.index})" for a in atoms]
+        keys = [f"{a.residue.name}:{a.name}" for a in atoms]
         residue_names = [str(a.residue) for a in atoms]
-        self.index = self._set_selection(z_all, labels, residue_ids, residue_names, select,
-                                         top.select)
+        self.index = self._set_selection(res, labels, keys, residue_ids, residue_names, select,
+                                         top.select, heavy)
+        if traj.unitcell_vectors is not None:
+            self.box = "trajectory"
+            if traj.n_frames == 1:
+                self.box = "used: one frame with a unit cell (pbc=False if it is a crystal cell)"
+                warnings.warn(f"{self.source}: one frame with a unit cell, used as a periodic box; "
+                              "if it is a crystal cell (PDB CRYST1) rather than an MD box, pass "
+                              "pbc=False (mdtraj does not keep the file format)", InputWarning,
+                              stacklevel=3)
 
     @property
     def n_frames_total(self) -> int:
@@ -184,38 +322,77 @@ class MDTrajReader(TrajectoryReader):
             yield Batch(chunk, np.asarray(xyz, dtype=np.float64) * 10.0, boxes)  # nm → Å
 
 
-def _mdtraj_z(atom) -> int:
-    element = atom.element
-    if element is None or element.atomic_number <= 0:
-        return guess_atomic_number(atom.name)
-    return int(element.atomic_number)
+#: MDAnalysis readers of single structures whose cell is a crystal cell (PDB CRYST1).
+_CRYSTAL_READERS = ("PDBReader", "PQRReader", "PDBQTReader", "PDBxReader", "MMCIFReader",
+                    "MMTFReader")
 
 
 class MDAnalysisReader(TrajectoryReader):
-    """Reader for an MDAnalysis ``Universe`` or ``AtomGroup`` (coordinates already Å)."""
+    """Reader for an MDAnalysis ``Universe`` or ``AtomGroup`` (coordinates already Å).
 
-    def __init__(self, obj, select: Selection = "heavy") -> None:
+    Elements come from the file where it stores them (``elements`` read, not guessed, by
+    MDAnalysis: PDB element column, TPR and PRMTOP atomic numbers, mol2; DMS atomic numbers),
+    else from geomfeat's name table. A single-structure PDB's CRYST1 cell is a crystal cell, not
+    an MD box: it is ignored with a warning (``box`` says so in the sidecar). A multi-frame GRO
+    file, of which MDAnalysis reads only the first frame, is read in full.
+    """
+
+    def __init__(self, obj, select: Selection = "heavy", *, heavy: bool = False,
+                 elements=None) -> None:
         group = obj.atoms  # Universe → all atoms; AtomGroup → itself
         self.universe = group.universe
-        self.source = f"{_describe(self.universe.trajectory)} ({len(group)} atoms)"
-        z_all = _mdanalysis_z(group)
-        labels = [f"{a.resname}{a.resid}:{a.name} (atom {a.index})" for a in group]
+        trajectory = getattr(self.universe, "_trajectory", None)
+        what = (_describe(trajectory) if trajectory is not None
+                else f"topology {getattr(self.universe, 'filename', '')}".strip())
+        self.source = f"{what} ({len(group)} atoms)"
+        res = _mdanalysis_resolution(group, elements, self.source)
+        resnames = _attr(group, "resnames")
+        resids = _attr(group, "resids")
+        names = _attr(group, "names")
+        atom_res = [f"{r}{i}" if r is not None else f"residue {i}" for r, i in
+                    zip(resnames if resnames is not None else [None] * len(group),
+                        resids if resids is not None else group.resindices, strict=True)]
+        if names is not None:
+            labels = [f"{r}:{nm} (atom {ix})" for r, nm, ix in
+                      zip(atom_res, names, group.indices, strict=True)]
+            keys = [f"{r}:{nm}" for r, nm in
+                    zip(resnames if resnames is not None else [""] * len(group), names,
+                        strict=True)]
+        else:  # e.g. LAMMPS data: atoms are known by their type only
+            keys = _type_labels(group)
+            labels = [f"{k} (atom {ix})" for k, ix in zip(keys, group.indices, strict=True)]
         residue_ids = np.asarray(group.resindices, dtype=np.int64)
-        residue_names = [f"{a.resname}{a.resid}" for a in group]
-        index = self._set_selection(z_all, labels, residue_ids, residue_names, select,
-                                    lambda s: _group_positions(group, group.select_atoms(s)))
+        index = self._set_selection(res, labels, keys, residue_ids, atom_res, select,
+                                    lambda s: _group_positions(group, group.select_atoms(s)),
+                                    heavy, _second_altlocs(group))
         self.group = group[index]
+        self._memory = _multiframe_gro(trajectory, len(self.universe.atoms))
+        self.box = "none"
+        if trajectory is not None and self.universe.dimensions is not None:
+            self.box = "trajectory"
+            if type(trajectory).__name__ in _CRYSTAL_READERS and trajectory.n_frames == 1:
+                self.box = "ignored: CRYST1 cell of a single-structure PDB"
+                warnings.warn(f"{self.source}: the CRYST1 cell of a single-structure PDB is a "
+                              "crystal cell, not an MD box, and is not used as periodic "
+                              "boundaries (to use it: universe.transfer_to_memory())",
+                              InputWarning, stacklevel=3)
 
     @property
     def n_frames_total(self) -> int:
+        if self._memory is not None:
+            return int(self._memory[0].shape[0])
         return int(self.universe.trajectory.n_frames)
 
     def iter_batches(self, batch_size, frames):
+        if self._memory is not None:
+            yield from self._memory_batches(batch_size, frames)
+            return
         trajectory = self.universe.trajectory
+        crystal = self.box.startswith("ignored")
         for lo in range(0, len(frames), batch_size):
             chunk = frames[lo : lo + batch_size]
             positions = np.empty((len(chunk), len(self.group), 3))
-            boxes: np.ndarray | None = np.empty((len(chunk), 3, 3))
+            boxes: np.ndarray | None = None if crystal else np.empty((len(chunk), 3, 3))
             for k, ts in enumerate(trajectory[chunk.start : chunk.stop : chunk.step]):
                 positions[k] = self.group.positions
                 if boxes is not None:
@@ -226,6 +403,15 @@ class MDAnalysisReader(TrajectoryReader):
                         boxes[k] = box
             yield Batch(chunk, positions, boxes)
 
+    def _memory_batches(self, batch_size, frames):
+        xyz, cells = self._memory
+        ix = self.group.indices
+        for lo in range(0, len(frames), batch_size):
+            chunk = frames[lo : lo + batch_size]
+            part = slice(chunk.start, chunk.stop, chunk.step)
+            boxes = None if cells is None else np.asarray(cells[part], dtype=np.float64)
+            yield Batch(chunk, np.asarray(xyz[part][:, ix], dtype=np.float64), boxes)
+
 
 def _group_positions(group, subgroup) -> np.ndarray:
     """Positions of ``subgroup``'s atoms within ``group`` (0-based)."""
@@ -233,23 +419,89 @@ def _group_positions(group, subgroup) -> np.ndarray:
     return np.array([where[ix] for ix in subgroup.indices], dtype=np.int64)
 
 
-def _mdanalysis_z(group) -> np.ndarray:
+def _attr(group, name: str):
+    """``group.<name>`` as an array, or ``None`` where the topology has no such attribute."""
     try:
-        symbols = np.asarray(group.elements, dtype=str)
-    except Exception:  # NoDataError: the topology has no elements (GRO, many PSFs)
-        symbols = np.full(len(group), "", dtype=str)
-    z = np.array([atomic_number(s) for s in symbols], dtype=np.int64)
-    missing = np.flatnonzero(z == 0)
-    if missing.size:
-        names = np.asarray(group.names)
-        types = np.asarray(group.types) if hasattr(group, "types") else names
-        guessed: dict[tuple[str, str], int] = {}
-        for i in missing:
-            key = (str(names[i]), str(types[i]))
-            if key not in guessed:
-                guessed[key] = guess_atomic_number(key[0]) or guess_atomic_number(key[1])
-            z[i] = guessed[key]
-    return z
+        return np.asarray(getattr(group, name))
+    except Exception:  # NoDataError (an AttributeError): e.g. LAMMPS data has no names
+        return None
+
+
+def _type_labels(group) -> list[str]:
+    types = _attr(group, "types")
+    return [f"type:{t}" for t in types] if types is not None else ["?"] * len(group)
+
+
+def _read_attributes(universe) -> set[str]:
+    """Topology attributes MDAnalysis read from the file (not guessed)."""
+    topology = universe._topology
+    read = getattr(topology, "read_attributes", None)
+    if read is None:
+        return {a.attrname for a in topology.attrs}
+    return {a.attrname for a in read}
+
+
+def _mdanalysis_resolution(group, elements, source: str) -> Resolution:
+    read = _read_attributes(group.universe)
+    trusted = None
+    if "elements" in read:
+        trusted = np.array([atomic_number(s) for s in np.asarray(group.elements, dtype=str)],
+                           dtype=np.int64)
+    elif "atomnums" in read:  # DMS
+        trusted = np.asarray(group.atomnums, dtype=np.int64)
+    virtual = None
+    if "masses" in read:  # a mass of 0 read from the file marks a virtual site
+        virtual = np.asarray(group.masses) == 0.0
+    names = _attr(group, "names")
+    override = ElementOverride.from_user(elements)
+    if names is None and override is None and (trusted is None or not (trusted > 0).all()):
+        raise InputError(f"{source} has no atom names and no elements (e.g. LAMMPS data): give "
+                         "the elements, elements=[...] per atom or {'type:1': 'C', ...} "
+                         "(command line: --elements FILE)")
+    types = _attr(group, "types")
+    return resolve_elements(names, _attr(group, "resnames"), np.asarray(group.resindices),
+                            trusted=trusted, virtual=virtual,
+                            types=None if types is None else types.astype(str),
+                            override=override, source=source)
+
+
+def _second_altlocs(group) -> np.ndarray | None:
+    """Atoms of a second (third, ...) alternate location: the first one listed is kept."""
+    altlocs = _attr(group, "altLocs")
+    if altlocs is None or not np.any(altlocs != ""):
+        return None
+    names = np.asarray(group.names)
+    residues = np.asarray(group.resindices)
+    seen: set[tuple[int, str]] = set()
+    first_alt: dict[tuple[int, str], str] = {}
+    drop = np.zeros(len(group), dtype=bool)
+    for i, (r, nm, alt) in enumerate(zip(residues, names, altlocs, strict=True)):
+        key = (int(r), str(nm))
+        if alt == "":
+            seen.add(key)
+            continue
+        first = first_alt.setdefault(key, alt)
+        drop[i] = alt != first or key in seen
+    return drop
+
+
+def _multiframe_gro(trajectory, n_atoms: int):
+    """All frames of a multi-frame GRO file as ``(xyz Å, boxes Å or None)``; else ``None``."""
+    if type(trajectory).__name__ != "GROReader":
+        return None
+    filename = str(trajectory.filename)
+    with open(filename, "rb") as handle:
+        n_lines = sum(1 for _ in handle)
+    if n_lines < 2 * (n_atoms + 3):
+        return None
+    import mdtraj as md
+
+    with md.formats.GroTrajectoryFile(filename) as gro:
+        xyz, _, cells = gro.read()
+    if xyz.shape[1] != n_atoms:
+        raise InputError(f"{filename}: frames of {xyz.shape[1]} atoms, topology of {n_atoms}")
+    boxes = None if cells is None or not np.any(cells) else np.asarray(cells) * 10.0
+    return np.asarray(xyz, dtype=np.float64) * 10.0, boxes
 
 
 @dataclass
@@ -277,7 +529,8 @@ class Frames:
 class ArrayReader(TrajectoryReader):
     """Reader for :class:`Frames` or ``(positions, atomic_numbers[, residue_ids])`` tuples (Å)."""
 
-    def __init__(self, data: Frames | tuple, select: Selection = "heavy") -> None:
+    def __init__(self, data: Frames | tuple, select: Selection = "heavy", *,
+                 heavy: bool = False) -> None:
         if isinstance(data, tuple):
             if len(data) not in (2, 3):
                 raise InputError("array input is (positions[F, N, 3] in Å, atomic_numbers[N]) "
@@ -305,8 +558,12 @@ class ArrayReader(TrajectoryReader):
         self.source = f"array input ({pos.shape[0]} frames, {pos.shape[1]} atoms)"
         labels = [f"atom {i} (Z={z})" for i, z in enumerate(z_all)]
         names = [f"residue {r}" for r in residue_ids]
-        self.index = self._set_selection(z_all.astype(np.int64), labels, residue_ids, names,
-                                         select, None)
+        z_all = z_all.astype(np.int64)
+        res = Resolution(z=z_all, kind=np.zeros(z_all.shape, dtype=np.int8),
+                         solvent=np.zeros(z_all.shape, dtype=bool))
+        self.index = self._set_selection(res, labels, labels, residue_ids, names, select, None,
+                                         heavy)
+        self.box = "none" if self.boxes is None else "given"
 
     @property
     def n_frames_total(self) -> int:
@@ -320,17 +577,26 @@ class ArrayReader(TrajectoryReader):
                         None if self.boxes is None else self.boxes[part])
 
 
-def open_trajectory(obj: Any, select: Selection = "heavy") -> TrajectoryReader:
-    """Wrap an mdtraj Trajectory, MDAnalysis Universe/AtomGroup or array tuple in a reader."""
+def open_trajectory(obj: Any, select: Selection = "heavy", *, heavy: bool = False,
+                    elements=None) -> TrajectoryReader:
+    """Wrap an mdtraj Trajectory, MDAnalysis Universe/AtomGroup or array tuple in a reader.
+
+    ``heavy`` leaves out hydrogens; ``elements`` overrides elements (one per atom of ``obj``, a
+    mapping by ``NAME`` / ``RESNAME:NAME`` / ``type:TYPE``, or an ``--elements`` file path; see
+    :mod:`geomfeat.elements`).
+    """
     if isinstance(obj, TrajectoryReader):
         return obj
     if isinstance(obj, (tuple, Frames)):
-        return ArrayReader(obj, select)
+        if elements is not None:
+            raise InputError("array input carries its atomic numbers; elements= is for "
+                             "topologies")
+        return ArrayReader(obj, select, heavy=heavy)
     module = type(obj).__module__.split(".")[0]
     if module == "mdtraj":
-        return MDTrajReader(obj, select)
+        return MDTrajReader(obj, select, heavy=heavy, elements=elements)
     if module == "MDAnalysis":
-        return MDAnalysisReader(obj, select)
+        return MDAnalysisReader(obj, select, heavy=heavy, elements=elements)
     raise InputError(
         f"cannot read {type(obj).__name__}: pass an mdtraj.Trajectory, an MDAnalysis Universe or "
         "AtomGroup, or a (positions_in_angstrom[F, N, 3], atomic_numbers[N]) tuple"
@@ -363,3 +629,52 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
         raise InputError(f"cannot read trajectory {trajectory} with topology {topology}: "
                          f"{message}") from None
     return universe
+
+
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Run the iterator ``items`` in a background thread, ``depth`` items ahead of the consumer.
+
+    Reading and decoding a trajectory (MDAnalysis, numpy: mostly holding the GIL) then
+    overlaps with the encoder (PyTorch, which releases the GIL). Items come out in order; an
+    exception raised by ``items`` is re-raised here after the items before it. If the consumer
+    stops early, the thread finishes the item in progress and exits before this returns.
+    ``depth=0`` iterates in line, without a thread.
+    """
+    if depth < 1:
+        yield from items
+        return
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+
+    thread = threading.Thread(target=produce, name="geomfeat-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = slots.get()
+            if ok:
+                yield item
+            elif item is None:
+                return
+            else:
+                raise item
+    finally:
+        stop.set()
+        thread.join()

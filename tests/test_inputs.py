@@ -8,6 +8,7 @@ import pytest
 from conftest import quiet_universe
 
 from geomfeat import GeomFeaturizer, InputError, UnknownModelError
+from geomfeat.errors import InputWarning
 from geomfeat.trajectory import load_universe, open_trajectory
 
 ALA2_Z = [1, 6, 1, 1, 6, 8, 7, 1, 6, 1, 6, 1, 1, 1, 6, 8, 7, 1, 6, 1, 1, 1]
@@ -82,16 +83,28 @@ def test_atomic_number_out_of_range_names_the_atom():
         GeomFeaturizer(select="all").transform((np.zeros((1, 3, 3)), z))
 
 
-def test_atom_without_element_is_named(example_files):
+def test_virtual_sites_are_left_out_with_a_warning(example_files):
     _, pdb = example_files
     traj = md.load(pdb)
     virtual = traj.topology.atom(5)
     virtual.element = md.element.virtual
     virtual.name = "MW"
-    with pytest.raises(InputError, match=r"ACE1:MW \(atom 5\) \(no element\)"):
+    with pytest.warns(InputWarning, match=r"1 virtual site.*ACE1:MW \(atom 5\)"):
+        reader = GeomFeaturizer(select="all").reader(traj)
+    assert reader.n_atoms == 21 and reader.summary()["dropped"]["virtual_sites"] == 1
+
+
+def test_atom_without_element_is_named(example_files):
+    _, pdb = example_files
+    traj = md.load(pdb)
+    unknown = traj.topology.atom(5)
+    unknown.element = md.element.virtual
+    unknown.name = "X9"
+    with pytest.raises(InputError, match=r"no element could be resolved: ACE1:X9 \(atom 5\)"):
         GeomFeaturizer(select="all").reader(traj)
-    # 'heavy' leaves atoms without element out
-    assert GeomFeaturizer(select="heavy").reader(traj).n_atoms == 9
+    with pytest.raises(InputError, match="X9"):  # 'heavy' does not drop it silently either
+        GeomFeaturizer(select="heavy").reader(traj)
+    assert GeomFeaturizer(select="all", elements={"ACE:X9": "O"}).reader(traj).n_atoms == 22
 
 
 def test_non_finite_coordinates_name_the_frame(weights_url):

@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pooch
 import torch
 
 from ..download import fetch_weights
@@ -26,6 +29,7 @@ __all__ = [
     "ViSNetEncoder",
     "build_encoder",
     "load_encoder",
+    "read_state_dict",
     "resolve_layers",
 ]
 
@@ -109,9 +113,32 @@ def load_encoder(
         Show a progress bar while downloading.
     """
     card = get_model_card(model)
-    path = fetch_weights(card, progress=progress)
+    if card.path:  # a local model card: verify its checkpoint where it is
+        path = Path(card.path)
+        if not path.is_file():
+            raise WeightsError(f"checkpoint {path} of model card {card.name!r} not found")
+        if pooch.file_hash(str(path)) != card.sha256:
+            raise WeightsError(f"checkpoint {path} does not match the SHA-256 of model card "
+                               f"{card.name!r} (expected {card.sha256}); it was changed or "
+                               "replaced after the card was written")
+    else:
+        path = fetch_weights(card, progress=progress)
+    return build_encoder(card, read_state_dict(path)).to(device=device, dtype=dtype)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint in the upstream key layout.
+
+    Reads upstream ``.pth`` files (a flat state dict) and Lightning checkpoints of
+    ``geomfeat pretrain`` (whose ``state_dict`` keys carry a ``model.`` prefix).
+    """
     try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise WeightsError(f"could not read checkpoint {path}: {exc}") from exc
-    return build_encoder(card, state_dict).to(device=device, dtype=dtype)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = {k[len("model."):]: v for k, v in state["state_dict"].items()
+                 if k.startswith("model.")}
+    if not isinstance(state, dict):
+        raise WeightsError(f"checkpoint {path} is not a state dict of tensors")
+    return state

@@ -1,0 +1,498 @@
+"""Run a denoising pre-training with Lightning: settings, trainer, resume checks, outputs.
+
+>>> from geomfeat.pretrain import PretrainConfig, TrajectorySource, pretrain
+>>> src = TrajectorySource("ala2.xtc", "ala2.pdb")                     # doctest: +SKIP
+>>> result = pretrain([src], "runs/ala2", PretrainConfig(init="visnet-denali", max_steps=500))
+...                                                                     # doctest: +SKIP
+>>> GeomFeaturizer(result.card)                                        # doctest: +SKIP
+
+Output folder ``OUT``:
+
+``OUT/NAME.pth``, ``OUT/NAME.json``
+    the best checkpoint by validation loss (upstream key layout) and its model card;
+``OUT/checkpoints/last.ckpt``, ``best.ckpt``
+    Lightning checkpoints (``last`` is written every ``checkpoint_every`` steps: resume point);
+``OUT/metrics.csv``, ``OUT/loss.png``
+    the loss curves (per logged step and per validation) of all runs of a resumed training;
+    ``OUT/logs/run-K/metrics.csv`` are Lightning's logs of each run (a resumed run writes a new
+    one; rows past the step a later run resumed from are dropped from the merged file).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+
+from ..encoders import ARCHITECTURES, read_state_dict
+from ..errors import GeomfeatError, InputError
+from ..registry import ModelCard, get_model_card
+from .card import data_hash, install_card, save_model
+from .datasets import ConformerDataset, ConformerSource, collate_conformers
+from .model import DenoisingModel, load_state
+from .noise import noise_seed
+from .task import ConformerData, DenoisingTask
+
+__all__ = ["PretrainConfig", "PretrainInterrupted", "PretrainResult", "denoising_loss",
+           "plot_losses", "pretrain", "quiet_lightning"]
+
+#: Settings that may change between a run and its resume.
+RESUMABLE = ("max_steps", "max_epochs", "patience", "devices", "num_nodes", "strategy",
+             "checkpoint_every", "val_every",
+             "accelerator", "num_workers", "log_every", "val_batches")
+
+
+class PretrainInterrupted(GeomfeatError):
+    """Training stopped before its end (Ctrl-C); the last periodic checkpoint is kept."""
+
+
+@dataclass
+class PretrainConfig:
+    """Settings of a pre-training run.
+
+    Architecture (from scratch): ``architecture``, ``hidden_channels``, ``num_layers``,
+    ``num_rbf``, ``cutoff`` (Å), ``num_heads``; or ``init``: a registered name or model card to
+    continue from (its architecture; its denoising head when the file has one).
+
+    Recipe: ``sigma`` (Å), ``lr``, ``weight_decay``, ``batch_size`` (conformers per step over all
+    processes), ``max_steps`` (-1: no limit), ``max_epochs``, ``patience`` (early stopping on the
+    validation loss, in validation passes; None: off), ``seed``.
+
+    Data: ``val_fraction``, ``val_block`` (conformers per split block), ``val_every`` (steps
+    between validation passes; None: every epoch), ``val_batches`` (cap per pass), ``pbc``.
+
+    Engine: ``precision`` (Lightning's: "32-true", "bf16-mixed", "16-mixed", "64-true"),
+    ``accelerator``, ``devices``, ``num_nodes``, ``strategy`` ("auto", "ddp", ...),
+    ``num_workers``, ``checkpoint_every`` (steps), ``log_every`` (steps), ``deterministic``
+    (PyTorch's deterministic algorithms, warn-only: without them two CPU threads already sum
+    some gradients in a varying order, and a resumed run drifts from the uninterrupted one in the
+    last bits).
+    """
+
+    architecture: str = "visnet"
+    hidden_channels: int = 64
+    num_layers: int = 6
+    num_rbf: int = 64
+    cutoff: float = 7.5
+    num_heads: int = 8
+    init: str | None = None
+    sigma: float = 0.2
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_steps: int = -1
+    max_epochs: int = 10
+    patience: int | None = None
+    seed: int = 0
+    val_fraction: float = 0.1
+    val_block: int | None = None
+    val_every: int | None = None
+    val_batches: int | None = None
+    pbc: bool = True
+    precision: str = "32-true"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    num_workers: int = 0
+    checkpoint_every: int = 50
+    log_every: int = 5
+    deterministic: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Encoder keyword arguments of a from-scratch model."""
+        hp: dict[str, Any] = {"hidden_channels": self.hidden_channels,
+                              "num_layers": self.num_layers, "num_rbf": self.num_rbf,
+                              "cutoff": self.cutoff}
+        if self.architecture in ("visnet", "et"):
+            hp["num_heads"] = self.num_heads
+        return hp
+
+
+@dataclass
+class PretrainResult:
+    """What a run wrote and measured.
+
+    Attributes
+    ----------
+    card, checkpoint : Path
+        The model card and its ``.pth`` (best validation loss).
+    steps, epochs : int
+        Optimisation steps and epochs done (over all runs of a resumed training).
+    train_loss, val_loss : float
+        Last epoch's mean training loss; best validation loss (NaN without validation).
+    seconds : float
+        Wall time of this run.
+    """
+
+    card: Path
+    checkpoint: Path
+    steps: int
+    epochs: int
+    train_loss: float
+    val_loss: float
+    seconds: float
+
+
+def _initial_model(config: PretrainConfig) -> tuple[DenoisingModel, ModelCard | None, dict, bool]:
+    """The model to train, its parent card, carried tensors and whether a head was loaded."""
+    if config.init is None:
+        if config.architecture not in ARCHITECTURES:
+            raise GeomfeatError(f"unknown architecture {config.architecture!r}; choose from "
+                                f"{', '.join(ARCHITECTURES)}")
+        torch.manual_seed(config.seed)
+        return DenoisingModel(config.architecture, config.hyperparameters()), None, {}, False
+    parent = get_model_card(config.init)
+    if parent.path:
+        from ..encoders import load_encoder
+
+        load_encoder(parent, progress=False)  # verifies the card's checkpoint hash
+        path = Path(parent.path)
+    else:
+        from ..download import fetch_weights
+
+        path = fetch_weights(parent, progress=False)
+    torch.manual_seed(config.seed)  # a fresh head where the file has none
+    model = DenoisingModel(parent.architecture, parent.hyperparameters)
+    head, carried = load_state(model, read_state_dict(path), f"checkpoint {path.name}")
+    return model, parent, carried, head
+
+
+def _settings(config: PretrainConfig, data: list[dict[str, Any]]) -> dict[str, Any]:
+    settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE}
+    settings["data_sha256"] = data_hash(data)
+    return settings
+
+
+def _check_resume(ckpt: Path, settings: dict[str, Any]) -> None:
+    try:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
+    except Exception as exc:
+        raise GeomfeatError(f"cannot resume from {ckpt}: {exc}") from None
+    before = saved.get("settings") or {}
+    changed = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
+    if changed:
+        k = changed[0]
+        raise GeomfeatError(
+            f"cannot resume from {ckpt}: setting {k!r} was {before.get(k)!r}, now "
+            f"{settings.get(k)!r}" + (f" (and {len(changed) - 1} more changed)"
+                                      if len(changed) > 1 else "")
+            + "; resume with the same settings or start a new output folder")
+
+
+def pretrain(sources: list[ConformerSource], out_dir: str | Path,
+             config: PretrainConfig | None = None, *, name: str | None = None,
+             resume: str | Path | None = None, progress: bool = True, install: bool = False,
+             callbacks: list[Any] | None = None) -> PretrainResult:
+    """Denoising pre-training (from scratch or continued) of one encoder.
+
+    Parameters
+    ----------
+    sources : list of ConformerSource
+        Training data; split into training and validation blocks.
+    out_dir : path
+        Output folder (see the module docstring).
+    config : PretrainConfig, optional
+        Settings (defaults: ViSNet h64, the upstream recipe).
+    name : str, optional
+        Model name and file stem (default: the output folder's name).
+    resume : path or "auto", optional
+        A Lightning checkpoint to resume from; ``"auto"``: ``OUT/checkpoints/last.ckpt`` if it
+        exists. The settings must equal the checkpoint's (except :data:`RESUMABLE`).
+    progress : bool
+        Show Lightning's progress bar.
+    install : bool
+        Copy the card and checkpoint into the cache's ``local-models`` folder.
+    callbacks : list, optional
+        Extra Lightning callbacks.
+
+    Raises
+    ------
+    InputError
+        Empty training or validation split, bad frames (named) during training.
+    CheckpointMismatchError
+        ``init`` does not fit its architecture (the key is named).
+    GeomfeatError
+        A resume with changed settings (the setting is named).
+    """
+    config = config or PretrainConfig()
+    out = Path(out_dir)
+    name = name or out.resolve().name
+    started = time.perf_counter()
+    if not sources:
+        raise InputError("no training data given")
+    split = {"val_fraction": config.val_fraction, "block": config.val_block,
+             "sigma": config.sigma, "pbc": config.pbc}
+    train = ConformerDataset(sources, "train", **split)
+    val = ConformerDataset(sources, "val", **split)
+    what = ", ".join(s.source for s in sources)
+    if len(train) < config.batch_size:
+        raise InputError(f"the training split of {what} has {len(train)} conformers, fewer "
+                         f"than one batch of {config.batch_size}")
+    if config.val_fraction > 0 and len(val) == 0:
+        raise InputError(f"the validation split of {what} is empty: use a smaller val_block "
+                         "(--val-block) or more data, or val_fraction 0")
+    data = [s.describe() for s in sources]
+    settings = _settings(config, data)
+
+    model, parent, carried, head_loaded = _initial_model(config)
+    max_z = int(model.hyperparameters.get("max_z", 100))
+    elements = sorted(set(train.elements()) | set(val.elements()))
+    if elements and elements[-1] >= max_z:
+        raise InputError(f"{what} contains element Z={elements[-1]}, beyond the encoder's "
+                         f"embedding table (max_z={max_z})")
+    task = DenoisingTask(model.architecture, model.hyperparameters, lr=config.lr,
+                         weight_decay=config.weight_decay, settings=settings)
+    task.model.load_state_dict(model.state_dict())
+    datamodule = ConformerData(train, val, batch_size=config.batch_size, seed=config.seed,
+                               num_workers=config.num_workers)
+
+    ckpt_dir = out / "checkpoints"
+    ckpt_path = None
+    if resume is not None:
+        ckpt_path = ckpt_dir / "last.ckpt" if str(resume) == "auto" else Path(resume)
+        if not ckpt_path.is_file():
+            if str(resume) != "auto":
+                raise GeomfeatError(f"checkpoint to resume from not found: {ckpt_path}")
+            ckpt_path = None
+        else:
+            _check_resume(ckpt_path, settings)
+    elif (ckpt_dir / "last.ckpt").exists():
+        raise GeomfeatError(f"{out} already holds a run (checkpoints/last.ckpt): resume it "
+                            "(--resume) or choose another output folder")
+
+    validate = len(val) > 0
+    every = {"every_n_train_steps": config.checkpoint_every}
+    cbs: list[Any] = [
+        ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
+                        enable_version_counter=False, **every),
+    ]
+    if validate:
+        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss",
+                                   mode="min", save_top_k=1, enable_version_counter=False))
+    if config.patience is not None and validate:
+        cbs.append(EarlyStopping(monitor="val_loss", patience=config.patience, mode="min"))
+    if progress:
+        cbs.append(TQDMProgressBar(refresh_rate=1))
+    cbs.extend(callbacks or [])
+    val_every = config.val_every
+    segments = _segments(out)
+    if not ckpt_path:
+        segments = []
+    segment = len(segments)
+    trainer = L.Trainer(
+        default_root_dir=out, max_steps=config.max_steps, max_epochs=config.max_epochs,
+        precision=config.precision, accelerator=config.accelerator, devices=config.devices,
+        num_nodes=config.num_nodes, strategy=config.strategy, callbacks=cbs,
+        logger=L.pytorch.loggers.CSVLogger(out, name="logs", version=f"run-{segment}"),
+        log_every_n_steps=config.log_every, enable_progress_bar=progress,
+        enable_model_summary=False, use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=config.val_batches if (validate and config.val_batches) else
+        (1.0 if validate else 0),
+        val_check_interval=val_every if (validate and val_every) else None,
+        check_val_every_n_epoch=None if (validate and val_every) else 1,
+        enable_checkpointing=True,
+        deterministic="warn" if config.deterministic else None,
+    )
+    resumed_at = int(torch.load(ckpt_path, map_location="cpu", weights_only=False)
+                     ["global_step"]) if ckpt_path else 0
+    handler = signal.getsignal(signal.SIGINT)
+    determinism = (torch.are_deterministic_algorithms_enabled(),
+                   torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:  # Lightning exits after a graceful shutdown on Ctrl-C
+        if not trainer.interrupted:
+            raise
+    finally:
+        torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)  # Lightning leaves Ctrl-C ignored
+        if trainer.is_global_zero:
+            _write_segments(out, [*segments, {"run": segment, "resumed_at": resumed_at}])
+            _merge_metrics(out)
+    if trainer.interrupted:  # Ctrl-C or an exception in a callback: keep the last checkpoint
+        raise PretrainInterrupted(
+            f"training interrupted at step {trainer.global_step}; {ckpt_dir / 'last.ckpt'} "
+            f"holds the last checkpoint (every {config.checkpoint_every} steps): continue with "
+            "--resume / resume='auto'")
+    if validate and cbs[1].best_model_score is None:  # no validation pass yet (short run)
+        trainer.validate(task, datamodule=datamodule, verbose=False)
+        cbs[1].best_model_score = trainer.callback_metrics.get("val_loss")
+
+    best_path = getattr(cbs[1], "best_model_path", "") if validate else ""
+    final = task.model
+    if best_path and Path(best_path).is_file():
+        final = DenoisingModel(model.architecture, model.hyperparameters)
+        final.load_state_dict({k[len("model."):]: v for k, v in
+                               torch.load(best_path, map_location="cpu",
+                                          weights_only=False)["state_dict"].items()})
+    metrics = _last_metrics(out / "metrics.csv")
+    val_loss = float(cbs[1].best_model_score) if (validate and cbs[1].best_model_score
+                                                   is not None) else math.nan
+    training = {
+        "recipe": {k: settings[k] for k in ("sigma", "lr", "weight_decay", "batch_size",
+                                            "seed", "val_fraction", "val_block", "precision")},
+        "init": config.init, "head_loaded_from_init": head_loaded,
+        "steps": int(trainer.global_step), "epochs": int(trainer.current_epoch),
+        "train_conformers": len(train), "val_conformers": len(val),
+        "final_train_loss": _final_train_loss(out / "metrics.csv"),
+        "final_val_loss": metrics.get("val_loss", math.nan),
+        "best_val_loss": val_loss,
+        "devices": trainer.world_size, "wall_seconds_last_run": time.perf_counter() - started,
+    }
+    card = out / f"{name}.json"
+    if trainer.is_global_zero:
+        card = save_model(final.cpu(), out, name, carried=carried, parent=parent, data=data,
+                          elements=elements, training=training)
+        plot_losses(out / "metrics.csv", out / "loss.png", title=name)
+        if install:
+            install_card(card)
+    return PretrainResult(card=card, checkpoint=out / f"{name}.pth",
+                          steps=training["steps"], epochs=training["epochs"],
+                          train_loss=training["final_train_loss"], val_loss=val_loss,
+                          seconds=time.perf_counter() - started)
+
+
+def _read_metrics(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's info lines (devices, tips) and its own deprecation warnings."""
+    import logging
+    import warnings
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
+
+
+def _segments(out: Path) -> list[dict[str, int]]:
+    path = out / "logs" / "runs.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _write_segments(out: Path, segments: list[dict[str, int]]) -> None:
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    (out / "logs" / "runs.json").write_text(json.dumps(segments) + "\n")
+
+
+def _merge_metrics(out: Path) -> None:
+    """``OUT/metrics.csv``: the logs of every run, each cut where the next one resumed."""
+    segments = _segments(out)
+    rows: list[dict[str, str]] = []
+    for k, seg in enumerate(segments):
+        stop = segments[k + 1]["resumed_at"] if k + 1 < len(segments) else None
+        rows += [r for r in _read_metrics(out / "logs" / f"run-{seg['run']}" / "metrics.csv")
+                 if stop is None or (r.get("step") and int(r["step"]) < stop)]
+    names: list[str] = []
+    for row in rows:
+        names += [k for k in row if k not in names and k is not None]
+    with open(out / "metrics.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _final_train_loss(path: Path, last: int = 10) -> float:
+    """The last epoch's mean training loss, else the mean of the last logged step losses."""
+    rows = _read_metrics(path)
+    epochs = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
+    if epochs:
+        return epochs[-1]
+    steps = [float(r["train_loss_step"]) for r in rows if r.get("train_loss_step")]
+    return float(sum(steps[-last:]) / len(steps[-last:])) if steps else math.nan
+
+
+def _last_metrics(path: Path) -> dict[str, float]:
+    last: dict[str, float] = {}
+    for row in _read_metrics(path):
+        for key, value in row.items():
+            if value not in ("", None):
+                last[key] = float(value)
+    return last
+
+
+def plot_losses(metrics_csv: str | Path, png: str | Path, *, title: str = "") -> Path | None:
+    """Plot training (per step) and validation losses of a Lightning ``metrics.csv`` as PNG.
+
+    Returns the PNG's path, or None when there is nothing to plot or matplotlib is missing.
+    """
+    rows = _read_metrics(Path(metrics_csv))
+    series: dict[str, tuple[list[float], list[float]]] = {"train_loss_step": ([], []),
+                                                           "val_loss": ([], [])}
+    for row in rows:
+        for key, (steps, values) in series.items():
+            if row.get(key):
+                steps.append(float(row["step"]))
+                values.append(float(row[key]))
+    if not any(v for _, v in series.values()):
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    labels = {"train_loss_step": "training (per logged step)", "val_loss": "validation"}
+    for key, (steps, values) in series.items():
+        if values:
+            ax.plot(steps, values, "o-" if key == "val_loss" else "-", label=labels[key],
+                    markersize=3)
+    ax.set_xlabel("optimisation step")
+    ax.set_ylabel("denoising loss (MSE of normalised noise)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return Path(png)
+
+
+@torch.no_grad()
+def denoising_loss(model: DenoisingModel, dataset: ConformerDataset, *, batch_size: int = 32,
+                   seed: int = 0, max_conformers: int | None = None) -> float:
+    """Mean denoising loss of ``model`` (eval mode, its own normaliser) on ``dataset``.
+
+    Every conformer gets the validation noise of ``seed``, so models are compared on the same
+    noised inputs. The loss is averaged over atoms and components, as in training.
+    """
+    from .model import batch_edges
+
+    model.eval()
+    n = len(dataset) if max_conformers is None else min(len(dataset), max_conformers)
+    if n == 0:
+        raise InputError("no conformers to evaluate")
+    total, count = 0.0, 0
+    for lo in range(0, n, batch_size):
+        items = [(i, noise_seed(seed, -1, i)) for i in range(lo, min(lo + batch_size, n))]
+        batch = collate_conformers([dataset[item] for item in items])
+        pred = model(batch.z, batch_edges(batch, model.cutoff))
+        target = model.pos_normalizer(batch.noise)
+        total += float(((pred - target) ** 2).sum())
+        count += pred.numel()
+    return total / count
+
+
+def config_fields() -> list[str]:
+    """Names of :class:`PretrainConfig`'s settings."""
+    return [f.name for f in fields(PretrainConfig)]
