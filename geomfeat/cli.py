@@ -10,6 +10,8 @@
     List the registered encoders and whether each is cached, then local model cards.
 ``geomfeat pretrain DATA ... -o OUT``
     Denoising pre-training (see :mod:`geomfeat.pretrain.cli`).
+``geomfeat compare TOP TRAJ ... --lag 20ps 100ps -o report/``
+    Compare feature sets for kinetic models (see :mod:`geomfeat.evaluate.cli`).
 
 Errors are printed as one line (``geomfeat: error: ...``) with a non-zero exit status, warnings
 as one line each (``geomfeat: warning: ...``). Ctrl-C (exit status 130) and SIGTERM, which batch
@@ -182,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the registered encoders and whether each is cached")
     add_pretrain_parser(sub)
+    from .evaluate.cli import add_parser as add_compare_parser
+
+    add_compare_parser(sub)
     return parser
 
 
@@ -313,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geomfeat`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for reports
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread: leave SIGTERM alone
@@ -321,7 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="MDAnalysis")
             warnings.showwarning = _one_line_warning
-            commands = {"embed": _embed, "models": _models, "pretrain": run_pretrain}
+            from .evaluate.cli import run as _compare
+
+            commands = {"embed": _embed, "models": _models, "pretrain": run_pretrain,
+                        "compare": _compare}
             return commands[args.command](args)
     except GeomfeatError as exc:
         print(f"geomfeat: error: {exc}{_notes(exc)}", file=sys.stderr)

@@ -1,0 +1,520 @@
+"""Feature sets named by spec strings, computed on the same (strided) frames.
+
+Spec strings
+------------
+``MODEL[:POOL[:FEATURES[:LAYERS]]]``
+    A registered encoder's readout (``geomfeat.list_models()``), e.g. ``visnet-denali`` (=
+    ``visnet-denali:graph:scalar:last``), ``visnet-denali:residue:invariant:all``,
+    ``et-denali:graph:scalar:0,2,5``. ``POOL`` graph, residue or residue-local (tokens
+    ``(R, C)``);
+    ``FEATURES`` scalar or invariant (scalars and the norms of the pooled vector channels);
+    ``LAYERS`` last, all or 0-based interaction-layer indices (negative allowed). All graph and
+    residue readouts of one encoder come from **one** encoder pass per trajectory (per-atom
+    scalar and vector channels of every layer, pooled here with geomfeat's own pooling) and are
+    cached as ``.npy`` under the cache folder. ``POOL`` residue-local (tokens of each residue's
+    local graph) needs its own pass (one per encoder and trajectory, all layers, also cached).
+``distances`` (alias ``heavy-distances``)
+    All pairwise distances between heavy atoms, nm.
+``ca-distances``
+    All pairwise distances between Cα atoms, nm.
+``contacts``
+    Residue–residue contacts: the closest heavy-atom distance ``d`` of every residue pair
+    mdtraj's ``compute_contacts`` keeps (pairs at least three residues apart), as the smooth
+    switching function ``1 / (1 + (d / 0.45 nm)^6)``.
+``backbone-torsions``, ``sidechain-torsions``, ``torsions``
+    sin and cos of every φ, ψ (backbone), χ1–χ4 (side chains), or both.
+``npy:PATH``
+    User arrays: ``PATH`` is one ``.npy`` per trajectory given as a comma-separated list or as
+    a pattern with ``{stem}`` (the trajectory file's name without suffix) or ``{i}`` (its
+    0-based position). Each array has one row per analysed frame, or one per frame of the
+    file when a stride is used (then the stride is applied).
+``A+B``
+    The concatenation of feature sets (token sets are flattened first).
+
+Every set is a list of float32 arrays, one per trajectory, ``(T, D)`` or ``(T, R, D)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GeomfeatError
+from .lags import timestep_ps
+
+__all__ = [
+    "CLASSICAL",
+    "DEFAULT_FEATURES",
+    "FeatureSet",
+    "Trajectories",
+    "build_feature_sets",
+    "load_trajectories",
+    "parse_spec",
+]
+
+#: Feature sets compared when none are given.
+DEFAULT_FEATURES = ("visnet-denali:graph:scalar:last", "visnet-denali:residue:scalar:last",
+                    "distances", "torsions")
+
+#: Contact switching distance, nm.
+CONTACT_R0_NM = 0.45
+
+
+@dataclass
+class Trajectories:
+    """The analysed frames: mdtraj trajectories (strided) and where they came from."""
+
+    top: str
+    paths: list[str]
+    stride: int
+    trajs: list  # list[mdtraj.Trajectory]
+    dt_ps: float | None
+    timestep_source: str
+
+    @property
+    def lengths(self) -> list[int]:
+        return [t.n_frames for t in self.trajs]
+
+    def as_dict(self) -> dict:
+        return {"top": self.top, "paths": self.paths, "stride": self.stride,
+                "frames": self.lengths, "dt_ps": self.dt_ps,
+                "timestep_source": self.timestep_source}
+
+
+@dataclass
+class FeatureSet:
+    """One feature set: ``data[i]`` is trajectory ``i``, float32 ``(T_i, ...)``."""
+
+    name: str
+    data: list[np.ndarray]
+    description: str
+    seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return tuple(self.data[0].shape[1:])
+
+    def as_dict(self) -> dict:
+        return {"description": self.description, "frame_shape": list(self.frame_shape),
+                "seconds": round(self.seconds, 1), **self.info}
+
+
+def load_trajectories(top: str | os.PathLike, paths: Sequence[str | os.PathLike], *,
+                      stride: int = 1, timestep: float | None = None) -> Trajectories:
+    """Read trajectories with mdtraj (``stride`` applied) and find the time between frames.
+
+    Parameters
+    ----------
+    top : path
+        Topology file.
+    paths : sequence of path
+        Trajectory files (all with this topology).
+    stride : int
+        Read every ``stride``-th frame.
+    timestep : float, optional
+        Time between the frames *of the files* in ps, for files that do not record it; it
+        overrides the recorded one. The analysed step is ``timestep × stride``.
+
+    Raises
+    ------
+    GeomfeatError
+        A missing or unreadable file (named), or trajectories with different time steps.
+    """
+    import mdtraj as md
+
+    if stride < 1:
+        raise GeomfeatError(f"stride must be >= 1, got {stride}")
+    top, paths = str(top), [str(p) for p in paths]
+    for p in [top, *paths]:
+        if not Path(p).is_file():
+            raise GeomfeatError(f"no such file: {p}")
+    trajs, steps = [], []
+    for p in paths:
+        try:
+            t = md.load(p, top=top, stride=stride)
+        except Exception as exc:  # mdtraj raises many types for unreadable input
+            raise GeomfeatError(f"{p}: cannot read with topology {top}: {exc}") from None
+        trajs.append(t)
+        # formats without times (PDB, DCD, XYZ, ...): mdtraj numbers the frames 0, 1, 2 as ints
+        invented = np.issubdtype(np.asarray(t.time).dtype, np.integer)
+        steps.append(None if invented else timestep_ps(t.time))
+    if timestep is not None:
+        if not timestep > 0:
+            raise GeomfeatError(f"timestep must be > 0 ps, got {timestep}")
+        dt, source = float(timestep) * stride, "given (timestep) x stride"
+    else:
+        known = [s for s in steps if s is not None]
+        dt, source = (known[0], "read from the trajectories") if known else (None, "unknown")
+        if any(abs(s - known[0]) > 1e-3 * known[0] for s in known):
+            raise GeomfeatError(f"trajectories have different time steps (ps): "
+                                f"{dict(zip(paths, steps, strict=True))}")
+    return Trajectories(top=top, paths=paths, stride=stride, trajs=trajs, dt_ps=dt,
+                        timestep_source=source)
+
+
+# --------------------------------------------------------------------------------------------
+# spec strings
+# --------------------------------------------------------------------------------------------
+
+CLASSICAL = ("distances", "heavy-distances", "ca-distances", "contacts", "backbone-torsions",
+             "sidechain-torsions", "torsions")
+
+
+def parse_spec(spec: str) -> list[dict]:
+    """Split a spec string into its parts, each a dict with ``kind`` and settings.
+
+    Raises
+    ------
+    GeomfeatError
+        An unknown name, pool, features or layers value.
+    """
+    from ..pooling import FEATURES
+    from ..registry import list_models
+
+    spec = spec.strip()
+    if not spec:
+        raise GeomfeatError("empty feature-set spec")
+    parts = []
+    for item in spec.split("+"):
+        item = item.strip()
+        if item.startswith("npy:"):
+            if not item[4:]:
+                raise GeomfeatError(f"feature set {spec!r}: npy: needs a path")
+            parts.append({"kind": "npy", "path": item[4:]})
+            continue
+        if item in CLASSICAL:
+            parts.append({"kind": "distances" if item == "heavy-distances" else item})
+            continue
+        model, *rest = item.split(":")
+        if model not in list_models():
+            raise GeomfeatError(f"feature set {item!r}: not an encoder "
+                                f"({', '.join(list_models())}), nor one of "
+                                f"{', '.join(CLASSICAL)}, nor npy:PATH")
+        if len(rest) > 3:
+            raise GeomfeatError(f"feature set {item!r}: expected MODEL[:POOL[:FEATURES[:LAYERS]]]")
+        pool, features, layers = (rest + ["graph", "scalar", "last"][len(rest):])
+        if features not in FEATURES or features == "equivariant":
+            raise GeomfeatError(f"feature set {item!r}: features must be scalar or invariant")
+        if pool not in ("graph", "residue", "residue-local"):
+            raise GeomfeatError(f"feature set {item!r}: pool must be graph, residue or "
+                                "residue-local")
+        parts.append({"kind": "embedding", "model": model, "pool": pool, "features": features,
+                      "layers": _parse_layers(layers, item)})
+    return parts
+
+
+def _parse_layers(text: str, item: str) -> str | list[int]:
+    if text in ("last", "all"):
+        return text
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise GeomfeatError(f"feature set {item!r}: layers must be last, all or indices such as "
+                            "0,2,5") from None
+
+
+# --------------------------------------------------------------------------------------------
+# encoder readouts
+# --------------------------------------------------------------------------------------------
+
+def _supports_layers() -> bool:
+    from ..featurizer import GeomFeaturizer
+
+    return "layers" in inspect.signature(GeomFeaturizer.__init__).parameters
+
+
+def _file_key(paths: Sequence[str], **settings: object) -> str:
+    items = [(str(Path(p).resolve()), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+    return hashlib.sha1(json.dumps([items, settings], sort_keys=True, default=str)
+                        .encode()).hexdigest()[:16]
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
+
+
+class _Readouts:
+    """Per-layer pooled readouts of one encoder, one pass per trajectory, cached on disk.
+
+    Arrays per trajectory (float32): ``graph_scalar``/``graph_vnorm`` ``(T, L, H)`` and
+    ``residue_scalar``/``residue_vnorm`` ``(T, R, L, H)`` from one per-atom pass, or
+    ``residue-local_*`` ``(T, R, L, H)`` from a ``pool="residue-local"`` pass; ``L`` the
+    layers the featurizer exposes (all interaction layers, or only the last one for a
+    featurizer without ``layers=``). ``vnorm`` are the norms of the pooled vector channels,
+    exactly as ``features="invariant"`` computes them.
+    """
+
+    def __init__(self, model: str, trajs: Trajectories, *, select: str, reduce: str,
+                 cache: Path, device: str | None, batch_size: int | None,
+                 log: Callable[[str], None], local: bool = False) -> None:
+        self.model, self.trajs, self.select, self.reduce = model, trajs, select, reduce
+        self.local = local  # pool="residue-local": its own pass (tokens of local graphs)
+        self.KEYS = (("residue-local_scalar", "residue-local_vnorm") if local else
+                     ("graph_scalar", "graph_vnorm", "residue_scalar", "residue_vnorm"))
+        self.cache, self.device, self.batch_size, self.log = cache, device, batch_size, log
+        self.all_layers = _supports_layers()
+        self.seconds = 0.0
+        self.frames_per_s: list[float] = []
+        self._data: dict[str, list[np.ndarray]] | None = None
+
+    def _files(self, path: str) -> dict[str, Path]:
+        from .._version import __version__
+
+        key = _file_key([path, self.trajs.top], model=self.model, select=self.select,
+                        reduce=self.reduce, stride=self.trajs.stride, version=__version__,
+                        all_layers=self.all_layers, **({"local": True} if self.local else {}))
+        stem = Path(path).stem
+        return {k: self.cache / f"{stem}_{self.model}_{key}_{k}.npy" for k in self.KEYS}
+
+    def data(self) -> dict[str, list[np.ndarray]]:
+        if self._data is None:
+            self._data = {k: [] for k in self.KEYS}
+            for path, traj in zip(self.trajs.paths, self.trajs.trajs, strict=True):
+                files = self._files(path)
+                if all(f.exists() for f in files.values()):
+                    arrays = {k: np.load(f) for k, f in files.items()}
+                else:
+                    arrays = self._embed(traj, path)
+                    self.cache.mkdir(parents=True, exist_ok=True)
+                    for k, f in files.items():
+                        _save(f, arrays[k])
+                for k in self.KEYS:
+                    self._data[k].append(arrays[k])
+        return self._data
+
+    def _embed(self, traj, path: str) -> dict[str, np.ndarray]:
+        import torch
+
+        from ..featurizer import GeomFeaturizer
+        from ..pooling import pool_atoms
+
+        kwargs = {"layers": "all"} if self.all_layers else {}
+        featurizer = GeomFeaturizer(self.model, select=self.select,
+                                    pool="residue-local" if self.local else "atom",
+                                    features="equivariant", reduce=self.reduce,
+                                    device=self.device, batch_size=self.batch_size, **kwargs)
+        reader = featurizer.reader(traj)
+        residues = torch.as_tensor(reader.residues)
+        n_res = len(reader.residue_labels)
+        h = featurizer.card.hidden_channels
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in self.KEYS}
+        t0 = time.perf_counter()
+        for _, atoms in featurizer.iter_embeddings(reader, reader.frame_indices(None, None,
+                                                                                None)):
+            a = torch.from_numpy(atoms)  # (B, N, 4, L*H) atoms, or (B, R, 4, L*H) local tokens
+            b, n = a.shape[:2]
+            a = a.view(b, n, 4, -1, h)
+            x, vec = a[:, :, 0], a[:, :, 1:4]
+            if self.local:
+                parts["residue-local_scalar"].append(x.numpy())
+                parts["residue-local_vnorm"].append(torch.linalg.vector_norm(vec, dim=-3)
+                                                    .numpy())
+                continue
+            for pool in ("graph", "residue"):
+                xs = pool_atoms(x, pool, self.reduce, residues, n_res)
+                vs = pool_atoms(vec, pool, self.reduce, residues, n_res)
+                parts[f"{pool}_scalar"].append(xs.numpy())
+                parts[f"{pool}_vnorm"].append(torch.linalg.vector_norm(vs, dim=-3).numpy())
+        seconds = time.perf_counter() - t0
+        self.seconds += seconds
+        self.frames_per_s.append(round(traj.n_frames / max(seconds, 1e-9), 1))
+        self.log(f"embedded {path} with {self.model} ({traj.n_frames} frames, "
+                 f"{traj.n_frames / max(seconds, 1e-9):.0f} frames/s)")
+        return {k: np.concatenate(v).astype(np.float32) for k, v in parts.items()}
+
+    def readout(self, pool: str, features: str, layers: str | list[int]) -> list[np.ndarray]:
+        data = self.data()
+        n_layers = data[f"{pool}_scalar"][0].shape[-2]
+        if layers == "last":
+            idx = [n_layers - 1]
+        elif layers == "all":
+            if not self.all_layers:
+                raise GeomfeatError("layers='all' needs a featurizer with layers= support")
+            idx = list(range(n_layers))
+        else:
+            if not self.all_layers:
+                raise GeomfeatError("layer indices need a featurizer with layers= support")
+            idx = []
+            for i in layers:
+                if not -n_layers <= i < n_layers:
+                    raise GeomfeatError(f"layer {i} out of range for {self.model} "
+                                        f"({n_layers} interaction layers)")
+                idx.append(i % n_layers)
+        out = []
+        for xs, vn in zip(data[f"{pool}_scalar"], data[f"{pool}_vnorm"], strict=True):
+            x = xs[..., idx, :]
+            if features == "invariant":
+                x = np.concatenate([x, vn[..., idx, :]], axis=-1)
+            out.append(np.ascontiguousarray(x.reshape(*x.shape[:-2], -1), dtype=np.float32))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# classical features
+# --------------------------------------------------------------------------------------------
+
+def _pairs(atoms: np.ndarray) -> np.ndarray:
+    i, j = np.triu_indices(len(atoms), k=1)
+    return np.stack([atoms[i], atoms[j]], 1)
+
+
+def _classical(kind: str, trajs: Trajectories) -> tuple[list[np.ndarray], str]:
+    import mdtraj as md
+
+    top = trajs.trajs[0].topology
+    if kind in ("distances", "ca-distances"):
+        if kind == "distances":
+            atoms = np.array([a.index for a in top.atoms
+                              if a.element is None or a.element.symbol != "H"])
+            what = "heavy atoms"
+        else:
+            atoms = top.select("name CA")
+            what = "Cα atoms"
+        pairs = _pairs(atoms)
+        if not len(pairs):
+            raise GeomfeatError(f"feature set {kind}: fewer than two {what} in {trajs.top}")
+        data = [md.compute_distances(t, pairs) for t in trajs.trajs]
+        return data, f"{len(pairs)} pairwise distances (nm) of {len(atoms)} {what}"
+    if kind == "contacts":
+        try:
+            _, pairs = md.compute_contacts(trajs.trajs[0][:1], contacts="all",
+                                           scheme="closest-heavy")
+        except ValueError:
+            pairs = np.zeros((0, 2))
+        if not len(pairs):
+            raise GeomfeatError(f"feature set contacts: no residue pairs three or more residues "
+                                f"apart in {trajs.top}")
+        data = []
+        for t in trajs.trajs:
+            d, _ = md.compute_contacts(t, contacts=pairs, scheme="closest-heavy")
+            data.append(1.0 / (1.0 + (d / CONTACT_R0_NM) ** 6))
+        return data, (f"{len(pairs)} residue contacts, closest heavy atoms, "
+                      f"1/(1+(d/{CONTACT_R0_NM} nm)^6)")
+    kinds = {"backbone-torsions": ("phi", "psi"),
+             "sidechain-torsions": ("chi1", "chi2", "chi3", "chi4"),
+             "torsions": ("phi", "psi", "chi1", "chi2", "chi3", "chi4")}[kind]
+    counts = {k: len(getattr(md, f"compute_{k}")(trajs.trajs[0][:1])[0]) for k in kinds}
+    if not sum(counts.values()):
+        raise GeomfeatError(f"feature set {kind}: no {'/'.join(kinds)} torsions in {trajs.top}")
+    data = []
+    for t in trajs.trajs:
+        ang = np.concatenate([getattr(md, f"compute_{k}")(t)[1] for k in kinds if counts[k]], 1)
+        data.append(np.concatenate([np.sin(ang), np.cos(ang)], 1))
+    what = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    return data, f"sin and cos of {what} torsions"
+
+
+def _user_arrays(path: str, trajs: Trajectories) -> list[np.ndarray]:
+    if "{stem}" in path or "{i}" in path:
+        files = [path.format(stem=Path(p).stem, i=i) for i, p in enumerate(trajs.paths)]
+    else:
+        files = path.split(",")
+    if len(files) != len(trajs.trajs):
+        raise GeomfeatError(f"npy:{path}: {len(files)} file(s) for {len(trajs.trajs)} "
+                            "trajectories (use a comma-separated list or {stem})")
+    out = []
+    for f, t in zip(files, trajs.trajs, strict=True):
+        if not Path(f).is_file():
+            raise GeomfeatError(f"npy: no such file: {f}")
+        try:
+            a = np.load(f, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise GeomfeatError(f"{f}: not a .npy array: {exc}") from None
+        if a.ndim < 2:
+            a = a.reshape(-1, 1)
+        if len(a) != t.n_frames and trajs.stride > 1 and -(-len(a) // trajs.stride) == t.n_frames:
+            a = a[::trajs.stride]
+        if len(a) != t.n_frames:
+            raise GeomfeatError(f"{f}: {len(a)} rows, but the trajectory has {t.n_frames} "
+                                f"analysed frames (stride {trajs.stride})")
+        a = np.asarray(a, dtype=np.float32)
+        if not np.isfinite(a).all():
+            bad = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)).any(1))[0, 0])
+            raise GeomfeatError(f"{f}: non-finite value in row {bad}")
+        out.append(a)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# all feature sets
+# --------------------------------------------------------------------------------------------
+
+def build_feature_sets(specs: Sequence[str], trajs: Trajectories, *, select: str = "heavy",
+                       reduce: str = "sum", cache: str | os.PathLike | None = None,
+                       device: str | None = "cpu", batch_size: int | None = None,
+                       log: Callable[[str], None] = lambda s: None
+                       ) -> tuple[dict[str, FeatureSet], dict]:
+    """Compute every feature set of ``specs`` on the frames of ``trajs``.
+
+    Encoder readouts share one cached encoder pass per encoder and trajectory.
+
+    Returns
+    -------
+    sets : dict
+        ``{spec: FeatureSet}`` in the order given.
+    embedding : dict
+        Per encoder: seconds spent embedding (0 when read from the cache), frames/s, and whether
+        all interaction layers were available.
+    """
+    cache_dir = Path(cache) if cache is not None else Path(
+        os.environ.get("GEOMFEAT_EVAL_CACHE", Path.home() / ".cache" / "geomfeat" / "evaluate"))
+    parsed = {spec: parse_spec(spec) for spec in specs}
+    if len(set(parsed)) != len(list(specs)):
+        raise GeomfeatError(f"feature sets repeat: {list(specs)}")
+    readouts: dict[str, _Readouts] = {}
+    done: dict[str, tuple[list[np.ndarray], str]] = {}
+    sets: dict[str, FeatureSet] = {}
+    for spec, parts in parsed.items():
+        t0 = time.perf_counter()
+        pieces, descriptions = [], []
+        for part in parts:
+            key = json.dumps(part, sort_keys=True)
+            if key not in done:
+                if part["kind"] == "embedding":
+                    local = part["pool"] == "residue-local"
+                    name = part["model"] + (" residue-local" if local else "")
+                    r = readouts.setdefault(name, _Readouts(
+                        part["model"], trajs, select=select, reduce=reduce, cache=cache_dir,
+                        device=device, batch_size=batch_size, log=log, local=local))
+                    data = r.readout(part["pool"], part["features"], part["layers"])
+                elif part["kind"] == "npy":
+                    data = _user_arrays(part["path"], trajs)
+                else:
+                    data, desc = _classical(part["kind"], trajs)
+                    done[key] = ([np.asarray(d, np.float32) for d in data], desc)
+                    pieces.append(done[key][0])
+                    descriptions.append(desc)
+                    continue
+                if part["kind"] == "embedding":
+                    layers = part["layers"] if isinstance(part["layers"], str) else \
+                        ",".join(map(str, part["layers"]))
+                    desc = (f"geomfeat {part['model']} select={select} pool={part['pool']} "
+                            f"reduce={reduce} features={part['features']} layers={layers}")
+                else:
+                    desc = f"user arrays {part['path']}"
+                done[key] = (data, desc)
+            pieces.append(done[key][0])
+            descriptions.append(done[key][1])
+        if len(pieces) == 1:
+            data = pieces[0]
+        else:
+            data = [np.concatenate([p[i].reshape(len(p[i]), -1) for p in pieces], axis=1)
+                    for i in range(len(trajs.trajs))]
+        sets[spec] = FeatureSet(spec, data, " + ".join(descriptions),
+                                seconds=time.perf_counter() - t0)
+        log(f"feature set {spec}: frames {sets[spec].frame_shape}")
+    embedding = {m: {"seconds": round(r.seconds, 1), "frames_per_s": r.frames_per_s,
+                     "all_layers": r.all_layers, "cache": str(cache_dir)}
+                 for m, r in readouts.items()}
+    return sets, embedding

@@ -1,0 +1,317 @@
+"""Report of a comparison: JSON (every setting and score), markdown tables, matplotlib plots.
+
+Files written by :func:`write_report` into the output folder, for ``name``:
+
+- ``NAME.json``          the whole report (settings, splits, per-seed scores, curves, timings);
+- ``NAME.md``            the tables;
+- ``NAME_scores.png``    test VAMP-2 per feature set and lag, mean ± sd over seeds (bars);
+- ``NAME_its.png``       implied timescales against lag time (TICA on the seed-0 models'
+                         outputs at the first lag: linear VAMP and VAMPNet);
+- ``NAME_fes.png``       free energy on the first two components of the seed-0 models;
+- ``NAME_training.png``  VAMPNet validation VAMP-2 against optimizer steps, every restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .protocol import CompareResult
+
+__all__ = ["markdown", "write_report"]
+
+
+def _fmt(s: dict | None, digits: int = 3) -> str:
+    if not s:
+        return "-"
+    return f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _lag_label(d: dict) -> str:
+    if d["ps"] is None:
+        return f"{d['frames']} frames"
+    return f"{d['text']} ({d['frames']} frames)" if d["text"].strip().isdigit() is False \
+        else f"{d['frames']} frames = {d['ps']:g} ps"
+
+
+def markdown(report: dict) -> str:
+    """The report's tables as markdown."""
+    cfg = report["settings"]
+    rec = cfg["recipe"]
+    dims = report["linear_dims"]
+    data = report["data"]
+    sp = report["splits"][0]["frames"]
+    lines = [f"# geomfeat compare: {report['system']}", "",
+             f"{sum(data['frames'])} frames in {len(data['paths'])} trajectories (stride "
+             f"{data['stride']}, {data['dt_ps'] if data['dt_ps'] is not None else '?'} ps per "
+             f"frame). Split by {cfg['split']}"
+             + (f" ({cfg['n_blocks']} blocks per trajectory)" if cfg["split"] == "block" else "")
+             + f": train / validation / test {sp['train']} / {sp['validation']} / {sp['test']} "
+             f"frames (seed {report['splits'][0]['seed']}); seeds {cfg['seeds']}. "
+             "**Test** VAMP-2, mean ± sd over seeds (constant function included: 1 = no "
+             f"kinetic information; linear dimension k: at most 1 + k; VAMPNet with "
+             f"{rec['n_states']} softmax states: at most {rec['n_states']}).", ""]
+    if cfg["vampnet"]:
+        lines += [f"VAMPNet recipe (all feature sets): lobe budget {rec['budget']} parameters, "
+                  f"depth {rec['depth']}, token lobe {rec['token_lobe']}, batch "
+                  f"{rec['batch_size']}, Adam lr {rec['lr']}, {rec['steps_per_epoch']} steps "
+                  f"per epoch, at most {rec['max_epochs']} epochs, patience {rec['patience']}, "
+                  f"lr × {rec['lr_factor']} after {rec['lr_patience']} epochs without "
+                  f"improvement, {rec['restarts']} restarts, best by validation.", ""]
+    for lag in report["lags"]:
+        key = str(lag["frames"])
+        lines += [f"## lag {_lag_label(lag)}", ""]
+        header = ["feature set", "shape"] + [f"linear k={k}" for k in dims]
+        if cfg["vampnet"]:
+            header += ["VAMPNet", "VAMPNet (test refit)", "lobe (params)", "epochs (best)"]
+        rows = []
+        for name, fs in report["scores"].items():
+            s = fs[key]
+            row = [f"`{name}`", "×".join(map(str, report["feature_sets"][name]["frame_shape"]))]
+            row += [_fmt(s["linear"]["summary"][str(k)]) for k in dims]
+            if cfg["vampnet"]:
+                v = s["vampnet"]
+                per = v["per_seed"]
+                ep = ", ".join(f"{r['runs'][r['restart']]['epochs']}"
+                               f"({r['runs'][r['restart']]['best_epoch']})" for r in per)
+                row += [_fmt(v["summary"]), _fmt(v["summary_test_refit"]),
+                        f"{per[0]['kind']} ({per[0]['params']})", ep]
+            rows.append(row)
+        lines += [*_table(header, rows), ""]
+    if report.get("comparison"):
+        ref = cfg["reference"]
+        lines += [f"## Paired comparison with `{ref}` (same splits, per-seed differences)", "",
+                  f"Difference of test VAMP-2 (feature set − {ref}) per seed: mean ± sd, ratio "
+                  "of the means, seeds won, two-sided paired t-test p and sign-test p. Linear: "
+                  f"k = {dims[-1]}.", ""]
+        header = ["feature set", "lag", "linear diff", "linear ratio", "wins", "t p"]
+        if cfg["vampnet"]:
+            header += ["VAMPNet diff", "VAMPNet ratio", "wins", "t p", "sign p"]
+        rows = []
+        for name, by_lag in report["comparison"].items():
+            for lag in report["lags"]:
+                c = by_lag[str(lag["frames"])]
+                lin = c["linear"]
+                row = [f"`{name}`", lag["text"], _fmt(lin["diff"]), f"{lin['ratio']:.3f}",
+                       f"{lin['wins']}/{lin['n']}", f"{lin['t_p']:.2g}"]
+                if cfg["vampnet"]:
+                    v = c["vampnet"]
+                    row += [_fmt(v["diff"]), f"{v['ratio']:.3f}", f"{v['wins']}/{v['n']}",
+                            f"{v['t_p']:.2g}", f"{v['sign_p']:.2g}"]
+                rows.append(row)
+        lines += [*_table(header, rows), ""]
+    t = report["timings"]
+    emb = "; ".join(f"{m}: {e['seconds']:.0f} s" + (" (cache)" if e["seconds"] == 0 else "")
+                    for m, e in report["embedding"].items())
+    lines += ["## Cost", "", f"{report['host']['cpus']} CPUs, device {cfg['device']}, "
+              f"{cfg['threads']} torch thread(s): features {t['features_s']:.0f} s"
+              + (f" (embedding {emb})" if emb else "") + f", scoring {t['scoring_s']:.0f} s, "
+              f"total {t['total_s']:.0f} s.", ""]
+    if report.get("command"):
+        lines += ["```sh", report["command"], "```", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# plots
+# --------------------------------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _scores_plot(report: dict, path: Path) -> None:
+    plt = _plt()
+    names = list(report["scores"])
+    lags = report["lags"]
+    kmax = str(report["linear_dims"][-1])
+    models = [("linear", f"linear k={kmax}")]
+    if report["settings"]["vampnet"]:
+        models.append(("vampnet", "VAMPNet"))
+    fig, axes = plt.subplots(1, len(models) * len(lags), figsize=(3.2 * len(models) * len(lags)
+                                                                   + 1, 0.35 * len(names) + 1.6),
+                             sharey=True, squeeze=False)
+    col = 0
+    for model, title in models:
+        for lag in lags:
+            ax = axes[0, col]
+            col += 1
+            key = str(lag["frames"])
+            means, sds, pts = [], [], []
+            for n in names:
+                s = report["scores"][n][key][model]["summary"]
+                s = s[kmax] if model == "linear" else s
+                means.append(s["mean"])
+                sds.append(s["sd"])
+                pts.append(s["values"])
+            y = np.arange(len(names))
+            ax.barh(y, means, xerr=sds, color=[f"C{i % 10}" for i in range(len(names))],
+                    alpha=0.7, capsize=3)
+            for i, v in enumerate(pts):
+                ax.plot(v, [i] * len(v), "k.", ms=3)
+            ax.set_title(f"{title}, lag {lag['text']}", fontsize=8)
+            ax.set_xlabel("test VAMP-2", fontsize=8)
+            lo = min(min(p) for p in pts)
+            ax.set_xlim(left=max(0.0, min(1.0, lo) - 0.05))
+            ax.tick_params(labelsize=7)
+    axes[0, 0].set_yticks(np.arange(len(names)), names, fontsize=7)
+    axes[0, 0].invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _its_plot(result: CompareResult, path: Path) -> None:
+    from .linear import implied_timescales
+
+    plt = _plt()
+    report, outs = result.report, result.outputs
+    dt = outs.get("dt_ps") or 1.0
+    unit = "ps" if outs.get("dt_ps") else "frames"
+    first = str(report["lags"][0]["frames"])
+    max_lag = max(d["frames"] for d in report["lags"])
+    its_lags = sorted({max(1, round(x)) for x in np.geomspace(1, 2 * max_lag, 8)})
+    models = ["linear"] + (["vampnet"] if report["settings"]["vampnet"] else [])
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False,
+                             sharey=True)
+    for ax, model in zip(axes[0], models, strict=True):
+        for i, (name, o) in enumerate(outs["sets"].items()):
+            if first not in o or model not in o[first]:
+                continue
+            x = o[first][model]
+            if model == "vampnet":
+                x = [c[:, :-1] for c in x]  # softmax outputs sum to 1: drop one
+            ts = implied_timescales(x, its_lags)
+            ax.semilogy(np.array(its_lags) * dt, ts[:, 0] * dt, "-o", ms=3, color=f"C{i % 10}",
+                        label=name)
+            ax.semilogy(np.array(its_lags) * dt, ts[:, 1] * dt, "--", lw=1, color=f"C{i % 10}")
+        lag_axis = np.array(its_lags) * dt
+        ax.fill_between(lag_axis, dt * 0.5, lag_axis, color="0.85")
+        ax.set_xlabel(f"lag time ({unit})")
+        ax.set_title(f"TICA on seed-{report['splits'][0]['seed']} {model} outputs (lag "
+                     f"{report['lags'][0]['text']}); solid 1st, dashed 2nd", fontsize=8)
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel(f"implied timescale ({unit})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _fes_plot(result: CompareResult, path: Path) -> None:
+    from .linear import vamp_fit
+
+    plt = _plt()
+    report, outs = result.report, result.outputs
+    first = report["lags"][0]["frames"]
+    models = ["linear"] + (["vampnet"] if report["settings"]["vampnet"] else [])
+    names = list(outs["sets"])
+    fig, axes = plt.subplots(len(models), len(names), figsize=(2.3 * len(names) + 1,
+                                                               2.2 * len(models) + 0.3),
+                             squeeze=False)
+    im = None
+    for r, model in enumerate(models):
+        for c, name in enumerate(names):
+            ax = axes[r, c]
+            o = outs["sets"][name].get(str(first), {})
+            if model not in o:
+                ax.axis("off")
+                continue
+            x = o[model]
+            if model == "vampnet":
+                m = vamp_fit(x, first)
+                x = [m.transform(c_) for c_ in x]
+            xy = np.concatenate(x)
+            if xy.shape[1] < 2:
+                ax.axis("off")
+                continue
+            h, xe, ye = np.histogram2d(xy[:, 0], xy[:, 1], bins=50)
+            with np.errstate(divide="ignore"):
+                f = -np.log(h / h.sum())
+            f[~np.isfinite(f)] = np.nan
+            f -= np.nanmin(f)
+            im = ax.imshow(f.T, origin="lower", extent=(xe[0], xe[-1], ye[0], ye[-1]),
+                           aspect="auto", cmap="nipy_spectral", vmin=0, vmax=9)
+            ax.set_title(f"{model}: {name}", fontsize=6)
+            ax.tick_params(labelsize=5)
+    fig.tight_layout()
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6).set_label("free energy (kT)",
+                                                                         fontsize=7)
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+
+
+def _training_plot(report: dict, path: Path) -> None:
+    plt = _plt()
+    lags = report["lags"]
+    spe = report["settings"]["recipe"]["steps_per_epoch"]
+    fig, axes = plt.subplots(1, len(lags), figsize=(5 * len(lags), 3.6), squeeze=False)
+    for ax, lag in zip(axes[0], lags, strict=True):
+        for i, (name, fs) in enumerate(report["scores"].items()):
+            for j, run in enumerate(fs[str(lag["frames"])]["vampnet"]["per_seed"]):
+                for k, r in enumerate(run["runs"]):
+                    steps = spe * np.arange(1, len(r["val_curve"]) + 1)
+                    chosen = k == run["restart"]
+                    ax.plot(steps, r["val_curve"], color=f"C{i % 10}", lw=1.2 if chosen else 0.5,
+                            alpha=0.9 if chosen else 0.4,
+                            label=name if j == 0 and k == 0 else None)
+                    ax.plot(spe * r["best_epoch"], r["val_vamp2"], "o", ms=2.5,
+                            color=f"C{i % 10}")
+        ax.set_xlabel("optimizer steps")
+        ax.set_ylabel("validation VAMP-2")
+        ax.set_title(f"VAMPNet training, lag {lag['text']} (thick: chosen restart, dot: best "
+                     "epoch)", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def write_report(result: CompareResult, out: Path, name: str) -> list[Path]:
+    """Write the JSON, markdown and plots of ``result`` into folder ``out``; returns the paths.
+
+    Files are written to a temporary name and renamed, so a report is never half written.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    report = result.report
+    files = []
+
+    def put_text(path: Path, text: str) -> None:
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        files.append(path)
+
+    def put_plot(path: Path, draw) -> None:
+        tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.png")
+        draw(tmp)
+        tmp.replace(path)
+        files.append(path)
+
+    plots = {"scores": lambda p: _scores_plot(report, p),
+             "its": lambda p: _its_plot(result, p),
+             "fes": lambda p: _fes_plot(result, p)}
+    if report["settings"]["vampnet"]:
+        plots["training"] = lambda p: _training_plot(report, p)
+    report["plots"] = [f"{name}_{k}.png" for k in plots]
+    put_text(out / f"{name}.json", json.dumps(report, indent=1, default=float) + "\n")
+    put_text(out / f"{name}.md", markdown(report) + "\n"
+             + "".join(f"![{k}]({name}_{k}.png)\n\n" for k in plots))
+    for k, draw in plots.items():
+        put_plot(out / f"{name}_{k}.png", draw)
+    return files
