@@ -1,3 +1,52 @@
-"""Evaluation of embeddings as inputs for kinetic models."""
+"""geomfeat.evaluate: do embeddings make better kinetic models than classical features?
 
-from .alignment import AlignmentResult, alignment, canonical_correlations, plot_alignment  # noqa: F401
+An unbiased comparison of feature sets for kinetic models of MD trajectories, as a library
+(:func:`compare`) and as ``geomfeat compare`` on the command line. One job per module:
+
+- :mod:`~geomfeat.evaluate.lags`      lag times with units (``"20ps"``) → frames;
+- :mod:`~geomfeat.evaluate.splits`    train / validation / test splits by blocks or trajectories;
+- :mod:`~geomfeat.evaluate.features`  feature sets from spec strings (encoder readouts,
+  distances, contacts, torsions, ``.npy`` arrays, concatenations), cached on disk;
+- :mod:`~geomfeat.evaluate.linear`    linear VAMP-2 (train-fitted, test-scored), timescales;
+- :mod:`~geomfeat.evaluate.vampnet`   the VAMPNet training recipe (deeptime's VAMPNet);
+- :mod:`~geomfeat.evaluate.stats`     mean ± sd and paired comparisons between feature sets;
+- :mod:`~geomfeat.evaluate.report`    JSON, markdown and plots;
+- :mod:`~geomfeat.evaluate.compare`   the whole protocol (:func:`compare`);
+- :mod:`~geomfeat.evaluate.cli`       ``geomfeat compare`` argument parsing.
+
+Names are imported lazily (torch and deeptime load on first use).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__all__ = [
+    "CompareResult",
+    "Lag",
+    "Split",
+    "VAMPNetRecipe",
+    "compare",
+    "make_split",
+    "parse_lag",
+    "parse_lags",
+]
+
+_LAZY = {
+    "CompareResult": ".compare", "compare": ".compare",
+    "Lag": ".lags", "parse_lag": ".lags", "parse_lags": ".lags",
+    "Split": ".splits", "make_split": ".splits",
+    "VAMPNetRecipe": ".vampnet",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# alignment of slow components with descriptors (geomfeat.evaluate.alignment); fine-tuning
+# lives in geomfeat.evaluate.finetune and is imported from there explicitly (opt-in)
+__all__ += ["AlignmentResult", "alignment", "canonical_correlations", "plot_alignment"]
+_LAZY.update(dict.fromkeys(__all__[-4:], ".alignment"))
