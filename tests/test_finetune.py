@@ -15,6 +15,9 @@ from geomfeat.evaluate.finetune import (
     FineTuneLobe,
     LayerCache,
     finetune_vampnet,
+    pairs_of,
+    train_with_early_stopping,
+    vamp2,
 )
 
 MODELS = {"visnet-denali": 6, "et-denali": 6, "tensornet-denali": 3}
@@ -23,7 +26,7 @@ MODELS = {"visnet-denali": 6, "et-denali": 6, "tensornet-denali": 3}
 @pytest.fixture(scope="module")
 def trajs():
     traj = md.load(str(EXAMPLE / "ala2.xtc"), top=str(EXAMPLE / "ala2.pdb"))
-    return [traj[:30], traj[500:521]]  # two trajectories of different lengths
+    return [traj[:14], traj[500:509]]  # two trajectories of different lengths
 
 
 def featurizer(model: str, **kwargs) -> GeomFeaturizer:
@@ -31,8 +34,10 @@ def featurizer(model: str, **kwargs) -> GeomFeaturizer:
 
 
 def layer_counts(model: str) -> list[int]:
+    """k = 1 (the default use), 2 (ViSNet: edge features updated inside the trainable part),
+    all layers; k = 0 in test_k0_is_the_frozen_pipeline."""
     n = MODELS[model]
-    return sorted({0, 1, 2, n})
+    return sorted({1, 2, n})
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -44,7 +49,7 @@ def test_cached_lower_layers_reproduce_the_full_encoder(weights_url, trajs, mode
     order = torch.randperm(len(reference), generator=torch.Generator().manual_seed(0))
     for k in layer_counts(model):
         cache = LayerCache.build(feat, trajs, n_trainable=k)
-        assert cache.n_trainable == k and cache.lengths == [30, 21]
+        assert cache.n_trainable == k and cache.lengths == [14, 9]
         head = FineTuneEncoder(feat, cache)
         with torch.no_grad():
             out = head.embed(order).numpy()
@@ -64,7 +69,7 @@ def test_k0_is_the_frozen_pipeline(weights_url, trajs):
         out = head.embed(torch.arange(cache.n_frames)).numpy()
     np.testing.assert_allclose(out, np.concatenate(feat.transform(trajs)), rtol=1e-6,
                                atol=1e-6)
-    assert out.shape == (51, 3, 128)
+    assert out.shape == (23, 3, 128)
 
 
 def test_standardization_uses_the_given_frames(weights_url, trajs):
@@ -72,7 +77,7 @@ def test_standardization_uses_the_given_frames(weights_url, trajs):
     cache = LayerCache.build(feat, trajs, n_trainable=1)
     head = FineTuneEncoder(feat, cache).fit_standardization(cache.frame_indices()[0])
     with torch.no_grad():
-        z = head(torch.arange(30)).numpy()
+        z = head(torch.arange(14)).numpy()
     np.testing.assert_allclose(z.mean(0), 0, atol=1e-4)
     np.testing.assert_allclose(z.std(0)[z.std(0) > 0.5], 1, atol=1e-3)
 
@@ -120,3 +125,32 @@ def test_bad_requests_are_refused(weights_url, trajs):
     heavy = [a.index for a in other.topology.atoms if a.element.symbol != "H"]
     with pytest.raises(ValueError, match="differ"):
         LayerCache.build(feat, [trajs[0], other.atom_slice(heavy[1:])], n_trainable=1)
+
+
+def test_pairs_never_cross_pieces():
+    pieces = [np.arange(5, dtype=np.float32)[:, None], np.arange(10, 13)[:, None],
+              np.arange(20, 22)[:, None]]  # the last piece is too short for lag 2
+    x0, xt = pairs_of(pieces, 2)
+    assert x0.dtype == torch.float32
+    assert x0[:, 0].tolist() == [0, 1, 2, 10] and xt[:, 0].tolist() == [2, 3, 4, 12]
+    with pytest.raises(ValueError, match="longer than the lag"):
+        pairs_of(pieces[2:], 2)
+
+
+def test_early_stopping_restores_the_best_validation_epoch():
+    """Synthetic two-state switching hidden in noise; the module ends at its best epoch."""
+    from deeptime.decomposition.deep import VAMPNet
+
+    rng = np.random.default_rng(0)
+    state = np.cumsum(rng.random(3000) < 0.02) % 2
+    x = (np.stack([state, -state], 1) + rng.normal(scale=0.5, size=(3000, 2))).astype(np.float32)
+    train, val = pairs_of([x[:2000]], 5), pairs_of([x[2000:]], 5)
+    torch.manual_seed(0)
+    lobe = MLPLobe(2, 2, width=8, depth=1)
+    vnet = VAMPNet(lobe=lobe, learning_rate=1e-2)
+    res = train_with_early_stopping(vnet, lobe, train, val, batch_size=128, steps_per_epoch=5,
+                                    max_epochs=8, patience=3, lr_patience=1, seed=0)
+    assert res["val_vamp2"] == pytest.approx(max(res["val_curve"]), abs=1e-5)
+    assert res["best_epoch"] == int(np.argmax(res["val_curve"])) + 1
+    assert vamp2(lobe, val) == pytest.approx(res["val_vamp2"], abs=1e-5)
+    assert 1.2 < res["val_vamp2"] <= 2.0  # the switching process is found (at most 2 states)

@@ -58,6 +58,9 @@ __all__ = [
     "FineTuneLobe",
     "LayerCache",
     "finetune_vampnet",
+    "pairs_of",
+    "train_with_early_stopping",
+    "vamp2",
 ]
 
 #: Architectures (registry keys) whose upper layers can be fine-tuned.
@@ -534,3 +537,90 @@ def finetune_vampnet(lobe: FineTuneLobe, *, learning_rate: float = 1e-3,
         groups.append({"params": encoder_params, "lr": encoder_learning_rate})
     vnet._optimizer = torch.optim.Adam(groups)  # VAMPNet.optimizer has no setter
     return vnet
+
+
+def pairs_of(pieces: Sequence[np.ndarray], lagtime: int) -> tuple[Tensor, Tensor]:
+    """Time-lagged pairs ``(x_t, x_{t+lag})`` inside every piece (none across pieces).
+
+    Works for features and for the ``(T, 1)`` frame-index arrays of
+    :meth:`LayerCache.frame_indices` alike; returns two float32 tensors.
+    """
+    x0 = [p[:-lagtime] for p in pieces if len(p) > lagtime]
+    xt = [p[lagtime:] for p in pieces if len(p) > lagtime]
+    if not x0:
+        raise ValueError(f"no piece is longer than the lag time {lagtime}")
+    as_tensor = lambda xs: torch.from_numpy(  # noqa: E731
+        np.ascontiguousarray(np.concatenate(xs), dtype=np.float32))
+    return as_tensor(x0), as_tensor(xt)
+
+
+@torch.no_grad()
+def vamp2(module: nn.Module, pairs: tuple[Tensor, Tensor], *, epsilon: float = 1e-6,
+          batch_size: int = 8192) -> float:
+    """deeptime's VAMP-2 (regularised mode, as in training) of ``module``'s outputs on
+    ``pairs``, all pairs in one covariance estimate (outputs computed in batches)."""
+    from deeptime.decomposition.deep import vamp_score
+
+    was_training = module.training
+    module.eval()
+    out = [torch.cat([module(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+           for x in pairs]
+    module.train(was_training)
+    return float(vamp_score(out[0], out[1], method="VAMP2", mode="regularize",
+                            epsilon=epsilon))
+
+
+def train_with_early_stopping(vnet: Any, module: nn.Module, train: tuple[Tensor, Tensor],
+                              validation: tuple[Tensor, Tensor], *, batch_size: int = 512,
+                              steps_per_epoch: int = 50, max_epochs: int = 60,
+                              patience: int = 12, lr_patience: int = 4,
+                              lr_factor: float = 0.5, min_lr: float = 1e-6,
+                              min_improvement: float = 1e-4, seed: int = 0) -> dict[str, Any]:
+    """Train a deeptime VAMPNet, choosing the epoch by validation VAMP-2.
+
+    An epoch is ``steps_per_epoch`` mini-batches drawn from the reshuffled training pairs,
+    then one validation score (all validation pairs at once). Every learning rate of the
+    optimizer is multiplied by ``lr_factor`` after ``lr_patience`` epochs without a better
+    score; training stops after ``patience`` such epochs. The weights of ``module`` (the lobe:
+    for a :class:`FineTuneLobe` the trainable encoder layers included) at the best validation
+    epoch are restored.
+
+    Returns
+    -------
+    dict
+        ``val_vamp2`` (best), ``best_epoch``, ``epochs``, ``val_curve``, ``seconds``,
+        ``seconds_per_step``.
+    """
+    import copy as _copy
+    import time
+
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        vnet.optimizer, mode="max", factor=lr_factor, patience=lr_patience, min_lr=min_lr)
+    dataset = torch.utils.data.TensorDataset(*train)
+    size = min(batch_size, len(dataset))
+    sampler = torch.utils.data.RandomSampler(dataset, num_samples=steps_per_epoch * size,
+                                             generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        dataset, sampler=torch.utils.data.BatchSampler(sampler, size, drop_last=False),
+        batch_size=None)
+    best, best_epoch, best_state, curve = -np.inf, 0, None, []
+    t0, train_seconds, epoch = time.perf_counter(), 0.0, 0
+    for epoch in range(1, max_epochs + 1):
+        t1 = time.perf_counter()
+        vnet.fit(loader, n_epochs=1)
+        train_seconds += time.perf_counter() - t1
+        score = vamp2(module, validation, epsilon=vnet.epsilon)
+        score = score if np.isfinite(score) else -np.inf
+        curve.append(round(score, 5))
+        sched.step(score)
+        if score > best + min_improvement:
+            best, best_epoch = score, epoch
+            best_state = _copy.deepcopy(module.state_dict())
+        elif epoch - best_epoch >= patience:
+            break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return {"val_vamp2": float(best), "best_epoch": best_epoch, "epochs": epoch,
+            "val_curve": curve, "seconds": round(time.perf_counter() - t0, 2),
+            "seconds_per_step": train_seconds / max(1, epoch * steps_per_epoch)}
