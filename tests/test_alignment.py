@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import matplotlib
 import numpy as np
@@ -138,3 +140,11 @@ class TestAlignment:
         fig = plot_alignment(res)
         fig.savefig(tmp_path / "a.png")
         assert (tmp_path / "a.png").stat().st_size > 1000
+
+
+def test_the_function_is_not_shadowed_by_its_module():
+    """``from geomfeat.evaluate import alignment`` is the function, in a fresh interpreter."""
+    code = ("from geomfeat.evaluate import alignment, plot_alignment; import geomfeat.evaluate "
+            "as e; from geomfeat.evaluate.alignment import alignment as f; "
+            "assert callable(alignment) and e.alignment is alignment is f")
+    subprocess.run([sys.executable, "-c", code], check=True)
