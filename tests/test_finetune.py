@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import mdtraj as md
 import numpy as np
 import pytest
@@ -122,6 +124,10 @@ def test_bad_requests_are_refused(weights_url, trajs):
     with pytest.raises(NotImplementedError, match="float32 or float64"):
         LayerCache.build(featurizer("visnet-denali", dtype="bfloat16"), trajs, n_trainable=1)
     other = md.load(str(EXAMPLE / "ala2.xtc"), top=str(EXAMPLE / "ala2.pdb"))[:5]
+    fake = SimpleNamespace(card=SimpleNamespace(architecture="schnet"), model="schnet-x",
+                           dtype="float32")
+    with pytest.raises(NotImplementedError, match="visnet, et, tensornet"):
+        LayerCache.build(fake, trajs, n_trainable=1)
     heavy = [a.index for a in other.topology.atoms if a.element.symbol != "H"]
     with pytest.raises(ValueError, match="differ"):
         LayerCache.build(feat, [trajs[0], other.atom_slice(heavy[1:])], n_trainable=1)
