@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
             log(f"seed {seed} lag {lag} fine-tuned k={args.k}: val {res['val_vamp2']:.3f} "
                 f"test {res['test_vamp2']:.3f} ({res['epochs']} epochs, {res['seconds']:.0f} s)")
             runs.append(row)
+            write(args, {"partial": True, "settings": vars(args), "runs": runs})
 
     summary = {}
     for lag in args.lags:
@@ -183,11 +184,18 @@ def main(argv: list[str] | None = None) -> dict:
                   "upper_layers_forward_all_frames_s": round(upper_s, 1)},
         "summary_test_vamp2": summary, "runs": runs,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(report, indent=1))
+    write(args, report)
     print(markdown(report))
     return report
+
+
+def write(args: argparse.Namespace, report: dict) -> None:
+    """``NAME.json`` (rewritten after every run, so an interrupted run keeps what it did)."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f"{args.name}.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(out / f"{args.name}.json")
 
 
 def markdown(report: dict) -> str:
