@@ -55,6 +55,10 @@ from geomfeat.evaluate.finetune import (
 )
 from geomfeat.evaluate.splits import pieces_of, standardizer
 
+#: geomfeat.evaluate's VAMPNetRecipe defaults (its training schedule, one restart)
+LONG_RECIPE = {"batch_size": 512, "steps_per_epoch": 50, "max_epochs": 60, "patience": 12,
+               "lr_patience": 4}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -78,6 +82,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-epochs", type=int, default=15)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--lr-patience", type=int, default=3)
+    p.add_argument("--frozen-long", action="store_true",
+                   help="also train the frozen lobe with the long recipe of "
+                        "geomfeat.evaluate's VAMPNetRecipe defaults (batch 512, 50 steps per "
+                        "epoch, at most 60 epochs, patience 12, lr patience 4): does "
+                        "fine-tuning beat a frozen lobe trained for longer?")
+    p.add_argument("--frozen-only", action="store_true",
+                   help="frozen arms only (embeddings from GeomFeaturizer.transform, cached "
+                        "under --cache as benchmarks/alignment.py does); no layer cache")
+    p.add_argument("--cache", default="/tmp/kinetics-cache")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--name", default="finetune")
@@ -95,21 +108,29 @@ def main(argv: list[str] | None = None) -> dict:
     trajs = [md.load(p, top=args.top, stride=args.stride) for p in args.trajs]
     lengths = [t.n_frames for t in trajs]
     featurizer = GeomFeaturizer(args.model, select=args.select, device="cpu")
-    t0 = time.perf_counter()
-    cache = LayerCache.build(featurizer, trajs, n_trainable=args.k)
-    cache_s = time.perf_counter() - t0
-    log(f"cached {cache.n_frames} frames below the last {args.k} layer(s) in {cache_s:.0f} s "
-        f"({cache.nbytes / 2**20:.0f} MiB)")
-    # the frozen readout: the untrained upper layers give exactly the encoder's output
-    # (tests/test_finetune.py), so the frozen embeddings come from the same cache
-    reference = FineTuneEncoder(featurizer, cache)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        frozen = reference.embed(torch.arange(cache.n_frames)).numpy()
-    upper_s = time.perf_counter() - t0
-    bounds = np.cumsum([0, *lengths])
-    embeddings = [frozen[a:b] for a, b in pairwise(bounds)]
-    indices = cache.frame_indices()
+    cache, cache_info = None, {}
+    if args.frozen_only:
+        from alignment import embeddings as cached_embeddings  # benchmarks/alignment.py
+
+        embeddings = cached_embeddings(args, trajs)
+        frozen = np.concatenate(embeddings)
+    else:
+        t0 = time.perf_counter()
+        cache = LayerCache.build(featurizer, trajs, n_trainable=args.k)
+        cache_s = time.perf_counter() - t0
+        log(f"cached {cache.n_frames} frames below the last {args.k} layer(s) in "
+            f"{cache_s:.0f} s ({cache.nbytes / 2**20:.0f} MiB)")
+        # the frozen readout: the untrained upper layers give exactly the encoder's output
+        # (tests/test_finetune.py), so the frozen embeddings come from the same cache
+        reference = FineTuneEncoder(featurizer, cache)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            frozen = reference.embed(torch.arange(cache.n_frames)).numpy()
+        cache_info = {"seconds": round(cache_s, 1), "MiB": round(cache.nbytes / 2**20, 1),
+                      "upper_layers_forward_all_frames_s": round(time.perf_counter() - t0, 1)}
+        bounds = np.cumsum([0, *lengths])
+        embeddings = [frozen[a:b] for a, b in pairwise(bounds)]
+        indices = cache.frame_indices()
 
     def lobe_factory(width: int) -> MLPLobe:
         return MLPLobe(frozen.shape[1], args.n_states, width=width, depth=args.depth)
@@ -127,19 +148,26 @@ def main(argv: list[str] | None = None) -> dict:
             emb_std = [((e - mean) / sd).astype(np.float32) for e in embeddings]
             row = {"seed": seed, "lag": lag, "split": split.as_dict()}
 
-            # frozen arm
+            # frozen arms
             torch.manual_seed(seed)
-            lobe = lobe_factory(width)
-            init = {k: v.clone() for k, v in lobe.state_dict().items()}
-            vnet = VAMPNet(lobe=lobe, learning_rate=args.lr)
+            init = {k: v.clone() for k, v in lobe_factory(width).state_dict().items()}
             data = {p: pairs_of(pieces_of(emb_std, parts[p]), lag) for p in parts}
-            res = train_with_early_stopping(vnet, lobe, data["train"], data["validation"],
-                                            seed=seed, **recipe)
-            res["test_vamp2"] = vamp2(lobe, data["test"])
-            res["params"] = count_parameters(lobe)
-            row["frozen"] = res
-            log(f"seed {seed} lag {lag} frozen: val {res['val_vamp2']:.3f} test "
-                f"{res['test_vamp2']:.3f} ({res['epochs']} epochs, {res['seconds']:.0f} s)")
+            arms = {"frozen": recipe, "frozen_long": LONG_RECIPE}
+            for arm in ("frozen", "frozen_long") if args.frozen_long else ("frozen",):
+                lobe = lobe_factory(width)
+                lobe.load_state_dict(init)
+                vnet = VAMPNet(lobe=lobe, learning_rate=args.lr)
+                res = train_with_early_stopping(vnet, lobe, data["train"], data["validation"],
+                                                seed=seed, **arms[arm])
+                res["test_vamp2"] = vamp2(lobe, data["test"])
+                res["params"] = count_parameters(lobe)
+                row[arm] = res
+                log(f"seed {seed} lag {lag} {arm}: val {res['val_vamp2']:.3f} test "
+                    f"{res['test_vamp2']:.3f} ({res['epochs']} epochs, {res['seconds']:.0f} s)")
+            if args.frozen_only:
+                runs.append(row)
+                write(args, {"partial": True, "settings": vars(args), "runs": runs})
+                continue
 
             # fine-tuned arm: same lobe initialisation, same split, same recipe
             head = FineTuneEncoder(featurizer, cache)
@@ -164,14 +192,14 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {}
     for lag in args.lags:
         rows = [r for r in runs if r["lag"] == lag]
-        f = np.array([r["frozen"]["test_vamp2"] for r in rows])
-        t = np.array([r["finetuned"]["test_vamp2"] for r in rows])
-        summary[str(lag)] = {
-            "frozen": [float(f.mean()), float(f.std(ddof=1)) if len(f) > 1 else 0.0],
-            "finetuned": [float(t.mean()), float(t.std(ddof=1)) if len(t) > 1 else 0.0],
-            "paired_difference": [float((t - f).mean()),
-                                  float((t - f).std(ddof=1)) if len(f) > 1 else 0.0],
-            "finetuned_wins": int((t > f).sum()), "n": len(rows)}
+        summary[str(lag)] = {arm: mean_sd([r[arm]["test_vamp2"] for r in rows])
+                             for arm in ("frozen", "frozen_long", "finetuned") if arm in rows[0]}
+        if "finetuned" in rows[0]:
+            f = np.array([r["frozen"]["test_vamp2"] for r in rows])
+            t = np.array([r["finetuned"]["test_vamp2"] for r in rows])
+            summary[str(lag)].update(paired_difference=mean_sd(t - f),
+                                     finetuned_wins=int((t > f).sum()))
+        summary[str(lag)]["n"] = len(rows)
     dt_ps = float(trajs[0].timestep)
     report = {
         "system": Path(args.top).stem, "model": args.model, "select": args.select,
@@ -180,13 +208,17 @@ def main(argv: list[str] | None = None) -> dict:
         "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
         "host": {"cpus": torch.get_num_threads(), "machine": platform.machine()},
         "geomfeat": geomfeat.__version__,
-        "cache": {"seconds": round(cache_s, 1), "MiB": round(cache.nbytes / 2**20, 1),
-                  "upper_layers_forward_all_frames_s": round(upper_s, 1)},
+        "cache": cache_info, "long_recipe": LONG_RECIPE,
         "summary_test_vamp2": summary, "runs": runs,
     }
     write(args, report)
     print(markdown(report))
     return report
+
+
+def mean_sd(values) -> list[float]:
+    a = np.asarray(values, float)
+    return [float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0]
 
 
 def write(args: argparse.Namespace, report: dict) -> None:
@@ -199,19 +231,24 @@ def write(args: argparse.Namespace, report: dict) -> None:
 
 
 def markdown(report: dict) -> str:
-    k = report["k"]
-    lines = [f"| lag | frozen test VAMP-2 | fine-tuned (k={k}) test VAMP-2 | paired difference | "
-             "fine-tuned wins | s/step frozen | s/step fine-tuned |",
+    """Test VAMP-2 per lag, mean ± sd over seeds, and seconds per training step, per arm."""
+    names = {"frozen": "frozen", "frozen_long": "frozen, long recipe",
+             "finetuned": f"fine-tuned (k={report['k']})"}
+    lines = ["| lag | arm | test VAMP-2 | per seed | s/step | paired diff. vs frozen | wins |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for lag, s in report["summary_test_vamp2"].items():
         rows = [r for r in report["runs"] if str(r["lag"]) == lag]
-        step_f = np.mean([r["frozen"]["seconds_per_step"] for r in rows])
-        step_t = np.mean([r["finetuned"]["seconds_per_step"] for r in rows])
-        lines.append(f"| {int(lag) * report['dt_ps']:g} ps | "
-                     f"{s['frozen'][0]:.3f} ± {s['frozen'][1]:.3f} | "
-                     f"{s['finetuned'][0]:.3f} ± {s['finetuned'][1]:.3f} | "
-                     f"{s['paired_difference'][0]:+.3f} ± {s['paired_difference'][1]:.3f} | "
-                     f"{s['finetuned_wins']}/{s['n']} | {step_f:.3f} | {step_t:.3f} |")
+        for arm, name in names.items():
+            if arm not in s:
+                continue
+            per_seed = ", ".join(f"{r[arm]['test_vamp2']:.3f}" for r in rows)
+            step = np.mean([r[arm]["seconds_per_step"] for r in rows])
+            diff = wins = ""
+            if arm == "finetuned":
+                diff = f"{s['paired_difference'][0]:+.3f} ± {s['paired_difference'][1]:.3f}"
+                wins = f"{s['finetuned_wins']}/{s['n']}"
+            lines.append(f"| {int(lag) * report['dt_ps']:g} ps | {name} | {s[arm][0]:.3f} ± "
+                         f"{s[arm][1]:.3f} | {per_seed} | {step:.3f} | {diff} | {wins} |")
     return "\n".join(lines)
 
 
