@@ -56,6 +56,18 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
+def _layers(text: str) -> str | list[int]:
+    """``--layers``: ``last``, ``all`` or comma-separated layer indices such as ``0,2,5``."""
+    if text in ("last", "all"):
+        return text
+    try:
+        return [int(item) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'last', 'all' or comma-separated layer indices like 0,2,5, got {text!r}"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``geomfeat``."""
     parser = argparse.ArgumentParser(
@@ -84,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--pool", choices=POOLS, default="graph")
     embed.add_argument("--reduce", choices=REDUCES, default="sum")
     embed.add_argument("--features", choices=FEATURES, default="scalar")
+    embed.add_argument("--layers", type=_layers, default="last", metavar="LAYERS",
+                       help="interaction layers to read out: last (default), all, or 0-based "
+                            "indices like 0,2,5 (negative from the end: --layers=-2,-1); "
+                            "their channels are concatenated in that order")
     embed.add_argument("--start", type=_nonnegative_int, default=None, help="first frame")
     embed.add_argument("--stop", type=_nonnegative_int, default=None, help="frame to stop before")
     embed.add_argument("--stride", type=_positive_int, default=None, help="take every n-th frame")
@@ -183,7 +199,8 @@ def _embed(args: argparse.Namespace) -> int:
     top, jobs, manifest = _jobs(args)
     featurizer = GeomFeaturizer(
         args.model, select=args.select, pool=args.pool, reduce=args.reduce,
-        features=args.features, batch_size=args.batch_size, memory_budget=args.memory_budget,
+        features=args.features, layers=args.layers,
+        batch_size=args.batch_size, memory_budget=args.memory_budget,
         device=args.device, dtype=args.dtype, progress=False, pbc=args.pbc,
     )
     with _client(args) as client:

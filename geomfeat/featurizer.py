@@ -11,8 +11,9 @@ import torch
 from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
-from .encoders import ARCHITECTURES, Encoder, load_encoder
+from .encoders import ARCHITECTURES, Encoder, Layers, load_encoder, resolve_layers
 from .errors import InputError
+from .localgraph import LocalGraphs, residue_local_graphs
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
 from .registry import get_model_card
@@ -44,13 +45,23 @@ class GeomFeaturizer(Transformer, Model):
     select : str or array of int
         Atoms to embed: ``"heavy"`` (default), ``"all"``, a selection string in the input
         toolkit's language, or 0-based indices. See :mod:`geomfeat.trajectory`.
-    pool : {"graph", "residue", "atom"}
+    pool : {"graph", "residue", "atom", "residue-local"}
         One vector per frame, one token per residue of the selection, or one per atom.
+        ``"residue-local"``: one token per residue computed from the residue's local graph
+        (its atoms plus the selected atoms within the cutoff of them, embedded on their own)
+        instead of the whole molecule; see :mod:`geomfeat.localgraph`. Costs about
+        (atoms of a local graph) / (atoms) times ``R`` as much as ``"residue"``.
     reduce : {"sum", "mean"}
         How atoms are combined by ``pool="graph"`` / ``"residue"``.
     features : {"scalar", "invariant", "equivariant"}
         Scalar channels ``H``; scalars plus norms of the pooled vector channels ``2H``; or
         scalar and vector channels stacked ``(4, H)``. See :mod:`geomfeat.pooling`.
+    layers : "last", "all", int or list of int
+        Read out the encoder after these interaction layers (0-based, negative from the end):
+        ``"last"`` (default, the encoder's final output), ``"all"``, or indices such as
+        ``[0, 2, 5]``. ``S`` layers give ``S`` blocks of channels concatenated on the last
+        axis in the order given (``S·H``, ``S·2H`` or ``(4, S·H)``). What each architecture's
+        "output after layer i" is: ``docs/readouts.md``.
     batch_size : int, optional
         Frames per encoder batch. Default: chosen from the first frame's number of neighbour
         pairs so that a batch fits ``memory_budget``.
@@ -80,7 +91,8 @@ class GeomFeaturizer(Transformer, Model):
     Coordinates enter the encoder in Å (mdtraj's nm are converted). The neighbour list keeps
     every pair within the encoder's cutoff, self-loops included, with no cap on the number of
     neighbours. Output shapes per frame: ``(H)``, ``(2H)`` or ``(4, H)`` for graph pooling; a
-    leading ``R`` (residues) or ``N`` (atoms) axis for residue and atom pooling.
+    leading ``R`` (residues) or ``N`` (atoms) axis for residue and atom pooling; ``S`` layers
+    multiply the last axis by ``S``.
 
     Examples
     --------
@@ -99,6 +111,7 @@ class GeomFeaturizer(Transformer, Model):
         pool: str = "graph",
         reduce: str = "sum",
         features: str = "scalar",
+        layers: Layers = "last",
         batch_size: int | None = None,
         memory_budget: float | None = None,
         device: str | None = None,
@@ -111,6 +124,7 @@ class GeomFeaturizer(Transformer, Model):
                                      ("features", features, FEATURES), ("dtype", dtype, _DTYPES)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+        resolve_layers(layers, int(self.card.hyperparameters["num_layers"]))  # fail early
         if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.model = self.card.name
@@ -118,6 +132,7 @@ class GeomFeaturizer(Transformer, Model):
         self.pool = pool
         self.reduce = reduce
         self.features = features
+        self.layers = layers
         self.batch_size = batch_size
         self.memory_budget = memory_budget
         self.device = device
@@ -150,19 +165,31 @@ class GeomFeaturizer(Transformer, Model):
         return state
 
     # ----------------------------------------------------------------------------- shapes
+    @property
+    def n_layers(self) -> int:
+        """Number of interaction layers of the encoder."""
+        return int(self.card.hyperparameters["num_layers"])
+
+    @property
+    def layer_indices(self) -> tuple[int, ...]:
+        """``layers`` as explicit 0-based indices, in output order."""
+        return resolve_layers(self.layers, self.n_layers)
+
     def reader(self, data: Any) -> TrajectoryReader:
         """A :class:`~geomfeat.trajectory.TrajectoryReader` over ``data`` with this selection."""
         reader = open_trajectory(data, self.select)
-        if self.pool == "residue" and getattr(reader, "has_residues", True) is False:
-            raise InputError("pool='residue' needs residues: pass an mdtraj Trajectory, an "
+        if (self.pool in ("residue", "residue-local")
+                and getattr(reader, "has_residues", True) is False):
+            raise InputError(f"pool={self.pool!r} needs residues: pass an mdtraj Trajectory, an "
                              "MDAnalysis Universe, or (positions, atomic_numbers, residue_ids)")
         return reader
 
     def frame_shape(self, reader: TrajectoryReader) -> tuple[int, ...]:
         """Shape of the embedding of one frame of ``reader``."""
-        h = self.card.hidden_channels
+        h = self.card.hidden_channels * len(self.layer_indices)
         tail = {"scalar": (h,), "invariant": (2 * h,), "equivariant": (4, h)}[self.features]
         lead = {"graph": (), "residue": (len(reader.residue_labels),),
+                "residue-local": (len(reader.residue_labels),),
                 "atom": (reader.n_atoms,)}[self.pool]
         return (*lead, *tail)
 
@@ -175,11 +202,19 @@ class GeomFeaturizer(Transformer, Model):
             return GPU_MEMORY_FRACTION * torch.cuda.get_device_properties(device).total_memory
         return CPU_MEMORY_BUDGET_GIB * 2**30
 
-    def auto_batch_size(self, edges_per_frame: float) -> int:
-        """Frames per batch that fit :meth:`budget_bytes` at ``edges_per_frame`` edges a frame."""
+    def auto_batch_size(self, edges_per_frame: float, atoms_per_frame: float = 0.0) -> int:
+        """Frames per batch that fit :meth:`budget_bytes` at ``edges_per_frame`` edges a frame.
+
+        Reading out ``S > 1`` layers adds, per atom and extra layer, the bytes of about three
+        copies of the ``4H`` scalar and vector channels (the kept state, its normalised
+        readout, the pooled or combined output) to the per-edge cost of the forward pass.
+        """
         per_edge = ARCHITECTURES[self.card.architecture].bytes_per_edge
-        scale = per_edge * (2 if self.dtype == "float64" else 1)  # 16-bit modes: as float32
-        frames = self.budget_bytes() / (max(edges_per_frame, 1.0) * scale)
+        itemsize = 8 if self.dtype == "float64" else 4  # 16-bit modes: as float32
+        scale = per_edge * itemsize // 4
+        extra = (len(self.layer_indices) - 1) * 3 * 4 * self.card.hidden_channels * itemsize
+        per_frame = max(edges_per_frame, 1.0) * scale + atoms_per_frame * extra
+        frames = self.budget_bytes() / per_frame
         return int(min(MAX_AUTO_BATCH, max(1, frames)))
 
     def resolve_batch_size(self, reader: TrajectoryReader, frames: range) -> int:
@@ -199,7 +234,10 @@ class GeomFeaturizer(Transformer, Model):
         pos = torch.tensor(first.positions)  # one frame: copy (the reader's may be read-only)
         box = None if boxes is None else torch.tensor(boxes)
         edges = radius_graph(pos, self.card.cutoff, box=box)
-        return self.auto_batch_size(edges.index.shape[1])
+        if self.pool == "residue-local":  # the encoder sees the residues' local graphs
+            edges = residue_local_graphs(edges, torch.as_tensor(reader.residues), 1,
+                                         len(reader.residue_labels)).edges
+        return self.auto_batch_size(edges.index.shape[1], edges.num_nodes)
 
     # ----------------------------------------------------------------------------- deeptime API
     def fit(self, data: Any = None, **kwargs: Any) -> GeomFeaturizer:
@@ -283,15 +321,36 @@ class GeomFeaturizer(Transformer, Model):
         n_frames, n_atoms = pos.shape[:2]
         z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(n_frames)
         edges = radius_graph(pos, encoder.cutoff, box=box)
-        with _reduced_precision(self.dtype, device):
-            x, vec = encoder(z, edges)
-        x = x.to(dtype).view(n_frames, n_atoms, -1)  # 16-bit modes: pool in float32
-        vec = vec.to(dtype).view(n_frames, n_atoms, 3, -1)
         residues = torch.as_tensor(reader.residues, device=device)
         n_res = len(reader.residue_labels)
-        x = pool_atoms(x, self.pool, self.reduce, residues, n_res)
-        vec = pool_atoms(vec, self.pool, self.reduce, residues, n_res)
-        return combine_features(x, vec, self.features).float().cpu().numpy()
+        local = None
+        if self.pool == "residue-local":
+            local = residue_local_graphs(edges, residues, n_frames, n_res)
+            z, edges = z[local.atom], local.edges
+        with _reduced_precision(self.dtype, device):
+            readouts = encoder(z, edges, layers=self.layer_indices)
+        blocks = []
+        for x, vec in readouts:  # one block of channels per layer, each pooled as one output
+            x, vec = x.to(dtype), vec.to(dtype)  # 16-bit modes: pool in float32
+            if local is not None:
+                x, vec = (_pool_local(t, local, self.reduce, n_frames, n_res) for t in (x, vec))
+            else:
+                x = x.view(n_frames, n_atoms, -1)
+                vec = vec.view(n_frames, n_atoms, 3, -1)
+                x = pool_atoms(x, self.pool, self.reduce, residues, n_res)
+                vec = pool_atoms(vec, self.pool, self.reduce, residues, n_res)
+            blocks.append(combine_features(x, vec, self.features))
+        out = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+        return out.float().cpu().numpy()
+
+
+def _pool_local(t: torch.Tensor, local: LocalGraphs, reduce: str, n_frames: int,
+                n_residues: int) -> torch.Tensor:
+    """Tokens ``(B, R, ...)`` from local-graph node features ``(K, ...)``: each residue's own
+    atoms of its own graph, pooled as ``pool="residue"`` pools a frame's atoms."""
+    tokens = pool_atoms(t[local.own].unsqueeze(0), "residue", reduce, local.graph[local.own],
+                        n_frames * n_residues)
+    return tokens.view(n_frames, n_residues, *t.shape[1:])
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from MDAnalysis.analysis.base import AnalysisBase
 from MDAnalysis.analysis.results import ResultsGroup
 
 from ._threads import torch_threads
+from .encoders import Layers
 from .featurizer import GeomFeaturizer
 
 __all__ = ["GeomEmbedding"]
@@ -31,7 +32,7 @@ class GeomEmbedding(AnalysisBase):
         Atoms to embed (positions in Å, read frame by frame).
     model : str
         Registered encoder, e.g. ``"visnet-denali"``.
-    select, pool, reduce, features, dtype, pbc, device
+    select, pool, reduce, features, layers, dtype, pbc, device
         As for :class:`geomfeat.GeomFeaturizer`; ``select`` applies within ``atomgroup``
         (default ``"all"``: the group is the selection).
     batch_size : int
@@ -66,13 +67,15 @@ class GeomEmbedding(AnalysisBase):
 
     def __init__(self, atomgroup, model: str = "visnet-denali", *, select: Any = "all",
                  pool: str = "graph", reduce: str = "sum", features: str = "scalar",
-                 batch_size: int = 256, device: str | None = None, dtype: str = "float32",
-                 pbc: bool = True, threads: int | None = None, verbose: bool = False) -> None:
+                 layers: Layers = "last", batch_size: int = 256, device: str | None = None,
+                 dtype: str = "float32", pbc: bool = True, threads: int | None = None,
+                 verbose: bool = False) -> None:
         super().__init__(atomgroup.universe.trajectory, verbose=verbose)
         self.atomgroup = atomgroup
         self.threads = threads
         self.featurizer = GeomFeaturizer(model, select=select, pool=pool, reduce=reduce,
-                                         features=features, batch_size=batch_size,
+                                         features=features, layers=layers,
+                                         batch_size=batch_size,
                                          device=device, dtype=dtype, pbc=pbc)
 
     def _prepare(self) -> None:

@@ -94,6 +94,8 @@ def settings(featurizer: GeomFeaturizer, reader: TrajectoryReader, frames: range
         "pool": featurizer.pool,
         "reduce": featurizer.reduce,
         "features": featurizer.features,
+        "layers": list(featurizer.layer_indices),  # 0-based interaction layers, output order
+        "n_layers": featurizer.n_layers,
         "precision": featurizer.dtype,
         "pbc": featurizer.pbc,
         "start": start,

@@ -22,7 +22,9 @@ from torch import Tensor
 
 __all__ = ["FEATURES", "POOLS", "REDUCES", "combine_features", "pool_atoms"]
 
-POOLS = ("graph", "residue", "atom")
+#: ``"residue-local"`` is pooled by :class:`~geomfeat.featurizer.GeomFeaturizer` from the
+#: residues' local graphs (:mod:`geomfeat.localgraph`), not by :func:`pool_atoms`.
+POOLS = ("graph", "residue", "atom", "residue-local")
 REDUCES = ("sum", "mean")
 FEATURES = ("scalar", "invariant", "equivariant")
 

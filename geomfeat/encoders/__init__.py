@@ -12,7 +12,7 @@ import torch
 from ..download import fetch_weights
 from ..errors import CheckpointMismatchError, WeightsError
 from ..registry import ModelCard, get_model_card
-from .base import Encoder
+from .base import Encoder, Layers, resolve_layers
 from .et import EquivariantTransformerEncoder
 from .tensornet import TensorNetEncoder
 from .visnet import ViSNetEncoder
@@ -21,10 +21,12 @@ __all__ = [
     "ARCHITECTURES",
     "Encoder",
     "EquivariantTransformerEncoder",
+    "Layers",
     "TensorNetEncoder",
     "ViSNetEncoder",
     "build_encoder",
     "load_encoder",
+    "resolve_layers",
 ]
 
 #: Architecture key in the registry -> encoder class.

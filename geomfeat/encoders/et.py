@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..neighbors import Edges
-from .base import Encoder
+from .base import Encoder, Layers, resolve_layers
 from .layers import ExpNormalSmearing, chunk_elements, edge_chunks, unit_vectors
 
 __all__ = ["EquivariantAttention", "EquivariantTransformerEncoder"]
@@ -175,8 +175,17 @@ class EquivariantTransformerEncoder(Encoder):
         )
         self.out_norm = nn.LayerNorm(hidden_channels)
 
-    def forward(self, z: Tensor, edges: Edges) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`."""
+    def forward(self, z: Tensor, edges: Edges, layers: Layers | None = None
+                ) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:  # type: ignore[override]
+        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`.
+
+        The output after layer ``i`` is ``(out_norm(x_i), vec_i)``: the model's final
+        LayerNorm applied to the scalar stream after that layer (per atom, so every layer's
+        scalars are on the scale of the final output) and the vector stream as it is (the
+        architecture has no vector normalisation, also not on its final output).
+        """
+        keep = None if layers is None else resolve_layers(layers, self.num_layers)
+        states: dict[int, tuple[Tensor, Tensor]] = {}
         source, target = edges.index[0], edges.index[1]
         distance = edges.length
         rbf = self.distance_expansion(distance)
@@ -185,8 +194,12 @@ class EquivariantTransformerEncoder(Encoder):
 
         x = self.embedding(z)
         vec = x.new_zeros(x.size(0), 3, x.size(1))
-        for layer in self.attention_layers:
+        for i, layer in enumerate(self.attention_layers):
             dx, dvec = layer(x, vec, source, target, envelope, rbf, direction)
             x = x + dx
             vec = vec + dvec
-        return self.out_norm(x), vec
+            if keep is not None and i in keep:
+                states[i] = (x.clone(), vec.clone())  # copies: safe from later in-place updates
+        if keep is None:
+            return self.out_norm(x), vec
+        return [(self.out_norm(states[i][0]), states[i][1]) for i in keep]

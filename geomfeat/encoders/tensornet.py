@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..neighbors import Edges
-from .base import Encoder
+from .base import Encoder, Layers, resolve_layers
 from .layers import (
     CosineCutoff,
     ExpNormalSmearing,
@@ -369,16 +369,35 @@ class TensorNetEncoder(Encoder):
         self.linear = nn.Linear(3 * hidden_channels, hidden_channels)
         self.out_norm = nn.LayerNorm(3 * hidden_channels)
 
-    def forward(self, z: Tensor, edges: Edges) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`."""
+    def forward(self, z: Tensor, edges: Edges, layers: Layers | None = None
+                ) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:  # type: ignore[override]
+        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`.
+
+        The output after layer ``i`` is :meth:`readout` of the tensors after that layer: the
+        model's scalar head (LayerNorm of the I/A/S norms, linear map, SiLU) and the axial
+        vectors, exactly as for the final output.
+        """
+        keep = None if layers is None else resolve_layers(layers, self.num_layers)
+        states: dict[int, Tensor] = {}
         source, target = edges.index[0], edges.index[1]
         distance = edges.length
         rbf = self.distance_expansion(distance)
         unit = unit_vectors(edges.vec, distance)  # from centre i to neighbour j
 
         x = compose(self.tensor_embedding(z, source, target, distance, unit, rbf))
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             x = layer(x, source, target, distance, rbf)
+            if keep is not None and i in keep:
+                states[i] = x.clone()  # a copy: safe from later in-place updates
+        if keep is None:
+            return self.readout(x)
+        return [self.readout(states[i]) for i in keep]
+
+    def readout(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Scalar ``(N, H)`` and vector ``(N, 3, H)`` outputs of per-atom tensors ``(N, 3, 3, H)``.
+
+        ``x = SiLU(W · LayerNorm([‖I‖², ‖A‖², ‖S‖²]))`` and the axial vectors of ``A``.
+        """
         parts = decompose(x)
         weighted = parts.square() * _constant(NORM_WEIGHT, parts).unsqueeze(-1)
         norms = torch.cat(

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from torch_geometric.nn.models.visnet import ViS_MP, ViSNetBlock
 
 from ..neighbors import Edges
-from .base import Encoder
+from .base import Encoder, Layers, resolve_layers
 from .layers import chunk_elements, edge_chunks, unit_vectors
 
 __all__ = ["ViSNetEncoder", "vis_mp_layer"]
@@ -143,8 +143,17 @@ class ViSNetEncoder(ViSNetBlock, Encoder):
             max_z=max_z,
         )
 
-    def forward(self, z: Tensor, edges: Edges) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`."""
+    def forward(self, z: Tensor, edges: Edges, layers: Layers | None = None
+                ) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:  # type: ignore[override]
+        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`.
+
+        The output after layer ``i`` is ``(out_norm(x_i), vec_out_norm(vec_i))``: the model's
+        final output normalisation (a LayerNorm of the scalars, ViSNet's max-min norm of the
+        vectors, both per atom) applied to the residual streams after that layer, so that every
+        layer's features are on the scale of the final output.
+        """
+        keep = None if layers is None else resolve_layers(layers, self.num_layers)
+        states: dict[int, tuple[Tensor, Tensor]] = {}
         edge_index, distance = edges.index, edges.length
         direction = self.sphere(unit_vectors(edges.vec, distance))
 
@@ -155,10 +164,14 @@ class ViSNetEncoder(ViSNetBlock, Encoder):
         edge_attr = self.edge_embedding(edge_index, rbf, x)
 
         source, target = edge_index
-        for layer in self.vis_mp_layers:
+        for i, layer in enumerate(self.vis_mp_layers):
             dx, dvec, dedge = vis_mp_layer(layer, x, vec, source, target, distance, edge_attr,
                                            direction)
             x, vec = x + dx, vec + dvec
             if dedge is not None:
                 edge_attr = edge_attr + dedge
-        return self.out_norm(x), self.vec_out_norm(vec)
+            if keep is not None and i in keep:
+                states[i] = (x.clone(), vec.clone())  # copies: safe from later in-place updates
+        if keep is None:
+            return self.out_norm(x), self.vec_out_norm(vec)
+        return [(self.out_norm(states[i][0]), self.vec_out_norm(states[i][1])) for i in keep]
