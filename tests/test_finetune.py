@@ -124,6 +124,8 @@ def test_bad_requests_are_refused(weights_url, trajs):
     with pytest.raises(NotImplementedError, match="float32 or float64"):
         LayerCache.build(featurizer("visnet-denali", dtype="bfloat16"), trajs, n_trainable=1)
     other = md.load(str(EXAMPLE / "ala2.xtc"), top=str(EXAMPLE / "ala2.pdb"))[:5]
+    with pytest.raises(NotImplementedError, match="last layer only"):
+        LayerCache.build(featurizer("visnet-denali", layers="all"), trajs, n_trainable=1)
     fake = SimpleNamespace(card=SimpleNamespace(architecture="schnet"), model="schnet-x",
                            dtype="float32")
     with pytest.raises(NotImplementedError, match="visnet, et, tensornet"):

@@ -217,8 +217,10 @@ def _check_featurizer(featurizer: Any) -> str:
     if featurizer.dtype not in ("float32", "float64"):
         raise NotImplementedError(f"fine-tuning runs in float32 or float64, not dtype="
                                   f"{featurizer.dtype!r}")
-    if getattr(featurizer, "layers", "last") != "last":
-        raise NotImplementedError("fine-tuning reads the last layer only (layers='last')")
+    indices = tuple(getattr(featurizer, "layer_indices", ()))
+    if indices and indices != (featurizer.n_layers - 1,):
+        raise NotImplementedError(f"fine-tuning reads the last layer only (layers='last'), "
+                                  f"not layers={featurizer.layers!r}")
     return architecture
 
 
