@@ -46,3 +46,10 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# alignment of slow components with descriptors (numpy only at import). Imported eagerly: the
+# function `alignment` shares its module's name, which a lazy __getattr__ would hand out instead.
+# Fine-tuning lives in geomfeat.evaluate.finetune and is imported from there explicitly (opt-in).
+from .alignment import AlignmentResult, alignment, canonical_correlations, plot_alignment  # noqa: E402
+
+__all__ += ["AlignmentResult", "alignment", "canonical_correlations", "plot_alignment"]
