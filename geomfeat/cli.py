@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import signal
 import sys
 import warnings
@@ -33,6 +32,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ._argtypes import nonnegative_int as _nonnegative_int
+from ._argtypes import positive_float as _positive_float
+from ._argtypes import positive_int as _positive_int
 from ._version import __version__
 from .download import cache_dir, is_cached
 from .errors import GeomfeatError
@@ -46,36 +48,6 @@ __all__ = ["main"]
 
 #: ``--dtype`` choices, those of ``GeomFeaturizer(dtype=...)`` (kept here: no heavy imports).
 DTYPES = ("float32", "float64", "tf32", "bfloat16", "float16")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 class Terminated(KeyboardInterrupt):
