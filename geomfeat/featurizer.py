@@ -309,13 +309,7 @@ class GeomFeaturizer(Transformer, Model):
             return int(self.batch_size)
         if len(frames) == 0:
             return 1
-        first = next(reader.iter_batches(1, frames[:1]))
-        boxes = first.boxes if self.pbc else None
-        if boxes is not None:  # the proper message (with its --no-pbc hint), not radius_graph's
-            _check_box(boxes, self.card.cutoff, frames[:1], reader.source)
-        pos = torch.tensor(first.positions)  # one frame: copy (the reader's may be read-only)
-        box = None if boxes is None else torch.tensor(boxes)
-        edges = radius_graph(pos, self.card.cutoff, box=box)
+        edges = self._first_frame_edges(reader, frames)
         if self.pool == "residue-local":  # the encoder sees the residues' local graphs
             edges = residue_local_graphs(edges, torch.as_tensor(reader.residues), 1,
                                          len(reader.residue_labels)).edges
@@ -388,11 +382,23 @@ class GeomFeaturizer(Transformer, Model):
         """Whether ``frames`` make a CPU job long enough to compile the edge messages for."""
         if self.torch_device.type != "cpu" or len(frames) == 0 or compile_mode() != "auto":
             return False
-        first = next(reader.iter_batches(1, frames[:1]))
-        boxes = first.boxes if self.pbc else None
-        edges = radius_graph(torch.tensor(first.positions), self.card.cutoff,
-                             box=None if boxes is None else torch.tensor(boxes))
+        edges = self._first_frame_edges(reader, frames)
         return len(frames) * edges.index.shape[1] >= CPU_COMPILE_MIN_EDGES
+
+    def _first_frame_edges(self, reader: TrajectoryReader, frames: range):
+        """Neighbour pairs of the first of ``frames``, after the checks of every batch.
+
+        A non-finite frame or a box too small or singular gets its proper message (with the
+        ``--no-pbc`` hint) here rather than an error from inside :func:`radius_graph`.
+        """
+        first = next(reader.iter_batches(1, frames[:1]))
+        _check_finite(first.positions, first.frames, reader.source)
+        boxes = first.boxes if self.pbc else None
+        if boxes is not None:
+            _check_box(boxes, self.card.cutoff, first.frames, reader.source)
+        pos = torch.tensor(first.positions)  # one frame: copy (the reader's may be read-only)
+        return radius_graph(pos, self.card.cutoff,
+                            box=None if boxes is None else torch.tensor(boxes))
 
     def _checked_batches(self, reader: TrajectoryReader, frames: range, batch_size: int
                          ) -> Iterator[Batch]:
