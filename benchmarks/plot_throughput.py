@@ -1,7 +1,10 @@
 """Bar chart (log scale) of the frames/s in ``throughput.py`` JSON files, one panel per file.
 
+Also takes ``profile_encoders.py`` reports (eager "old" and compiled "new" paths beside the
+naive baseline)::
+
     python benchmarks/plot_throughput.py benchmarks/results/throughput_cpu.json \\
-        benchmarks/results/throughput_h200.json -o benchmarks/results/throughput.png
+        benchmarks/results/throughput_h100.json -o benchmarks/results/throughput.png
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import matplotlib.pyplot as plt
 
 
 def label(run: dict) -> str:
+    if "method" not in run:  # profile_encoders.py
+        if run["model"] == "naive":
+            return "naive PyG ViSNet"
+        return f"{run['model']} ({'old, eager' if run['compile'] == 'never' else 'new'})"
     if run["method"] == "geomfeat":
         return run["model"]
     return {"naive": "naive PyG ViSNet", "distances": "mdtraj distances"}[run["method"]]
@@ -31,7 +38,8 @@ def main() -> None:
                              squeeze=False)
     for ax, path in zip(axes[0], args.reports, strict=True):
         report = json.loads(path.read_text())
-        runs = [r for r in report["runs"] if "error" not in r and r["method"] != "distances"]
+        runs = [r for r in report.get("runs", report.get("encoder_runs", []))
+                if "error" not in r and r.get("method") != "distances"]
         systems = list(dict.fromkeys(f"{r['system']}\nbatch {r['batch']}" for r in runs))
         methods = list(dict.fromkeys(label(r) for r in runs))
         width = 0.8 / len(methods)

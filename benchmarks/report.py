@@ -73,6 +73,51 @@ def comparison_table(report: dict) -> str:
     return _markdown(header + _gpu_header(report), rows)
 
 
+def encoder_runs_table(report: dict) -> str:
+    """Rows of ``profile_encoders.py``: eager (old) and compiled (new) paths beside naive."""
+    runs = [r for r in report["encoder_runs"] if "error" not in r]
+    naive = {(r["system"], r["batch"]): r["frames_per_s"] for r in runs if r["model"] == "naive"}
+    header = ["system", "batch", "edges", "method", "edge messages", "frames/s", "× naive",
+              "neighbour list (s)", "peak GPU MiB"]
+    rows = []
+    for r in runs:
+        base = naive.get((r["system"], r["batch"]))
+        is_naive = r["model"] == "naive"
+        rows.append([r["system"], str(r["batch"]), f"{r['edges']:,}" if "edges" in r else "–",
+                     "naive PyG ViSNet" if is_naive else r["model"],
+                     "PyG" if is_naive else
+                     {"never": "eager (old)", "auto": "compiled (new)"}.get(r["compile"],
+                                                                            r["compile"]),
+                     f"{r['frames_per_s']:,.1f}",
+                     f"{r['frames_per_s'] / base:.2f}" if base else "–",
+                     str(r.get("neighbours_s", "–")), f"{r.get('peak_gpu_mib', 0):,.0f}"])
+    return _markdown(header, rows)
+
+
+def interleaved_table(report: dict) -> str:
+    """Rows of ``throughput.py --interleave``: median ratio of geomfeat to naive in turns."""
+    header = ["system", "atoms", "batch", "model", "compile", "geomfeat frames/s (median)",
+              "naive frames/s (median)", "× naive median (min–max)"]
+    return _markdown(header, [
+        [r["system"], str(r["atoms"]), str(r["batch"]), r["model"], r["compile"],
+         f"{sorted(r['geomfeat_frames_per_s'])[len(r['geomfeat_frames_per_s']) // 2]:,.1f}",
+         f"{sorted(r['naive_frames_per_s'])[len(r['naive_frames_per_s']) // 2]:,.1f}",
+         f"{r['ratio_median']:.2f} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})"]
+        for r in report["runs"] if r.get("method") == "interleaved"])
+
+
+def pipeline_table(report: dict) -> str:
+    """Rows of ``throughput.py --pipeline``: encoder alone vs reading vs the whole command."""
+    header = ["model", "files × frames", "batch", "read alone", "encoder alone",
+              "read + encode, inline", "read + encode, read-ahead thread", "geomfeat embed"]
+    return _markdown(header, [
+        [r["model"], f"{r['trajectories']} × {r['frames_each']:,}", str(r["batch"]),
+         *(f"{r.get(k, float('nan')):,.1f}" for k in (
+             "read_frames_per_s", "encoder_frames_per_s", "transform_inline_frames_per_s",
+             "transform_prefetch_frames_per_s", "command_frames_per_s"))]
+        for r in report["pipeline"]])
+
+
 def rss_table(report: dict) -> str:
     rows = report.get("embed_rss", [])
     if not rows:
@@ -122,7 +167,17 @@ def main() -> None:
         if "cluster" in report:
             print(cluster_table(report) + "\n")
             continue
-        if "runs" in report:  # throughput.py
+        if "encoder_runs" in report:  # profile_encoders.py
+            print(encoder_runs_table(report) + "\n")
+            continue
+        if report.get("pipeline"):
+            print(pipeline_table(report) + "\n")
+            if not report.get("runs"):
+                continue
+        if any(r.get("method") == "interleaved" for r in report.get("runs", [])):
+            print(interleaved_table(report) + "\n")
+            continue
+        if report.get("runs"):  # throughput.py
             print(comparison_table(report) + "\n")
             if report.get("embed_rss"):
                 print(rss_table(report) + "\n")

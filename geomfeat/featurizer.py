@@ -14,15 +14,29 @@ from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
 from .encoders import ARCHITECTURES, Encoder, Layers, load_encoder, resolve_layers
+from .encoders.layers import compile_mode, compile_on_cpu
 from .errors import InputError, WeightsError
 from .localgraph import LocalGraphs, residue_local_graphs
 from .neighbors import perpendicular_widths, radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
 from .registry import ModelCard, get_model_card, load_card
-from .trajectory import Selection, TrajectoryReader, check_model_elements, open_trajectory
+from .trajectory import (
+    Batch,
+    Selection,
+    TrajectoryReader,
+    check_model_elements,
+    open_trajectory,
+    prefetched,
+)
 
 __all__ = ["GeomFeaturizer"]
 
+#: Batches read ahead by a background thread while the encoder runs (0: read in line).
+PREFETCH_BATCHES = 1
+#: On the CPU, the edge messages are compiled (``torch.compile``, tens of seconds once per
+#: process) for jobs of at least this many neighbour pairs (frames × pairs of the first frame);
+#: see ``GEOMFEAT_COMPILE`` in :mod:`geomfeat.encoders.layers`.
+CPU_COMPILE_MIN_EDGES = 5_000_000
 #: Largest number of frames per batch chosen automatically.
 MAX_AUTO_BATCH = 16384
 #: Default memory budget of one batch on the CPU, GiB.
@@ -164,6 +178,7 @@ class GeomFeaturizer(Transformer, Model):
         self.progress = progress
         self.pbc = pbc
         self._encoder: Encoder | None = None
+        self._compile_cpu = False  # set per job by iter_embeddings (see CPU_COMPILE_MIN_EDGES)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs: Any) -> GeomFeaturizer:
@@ -330,19 +345,40 @@ class GeomFeaturizer(Transformer, Model):
         """Stream ``(frame_numbers, embeddings)`` batches of ``reader``'s ``frames``.
 
         ``batch_size`` overrides :meth:`resolve_batch_size` (a worker embedding part of a
-        trajectory is given the batch size of the whole).
+        trajectory is given the batch size of the whole). The next batch is read and checked
+        in a background thread while the encoder works on the current one
+        (:data:`PREFETCH_BATCHES`); batches come out in order, and a reading error is raised
+        only after every batch before it has been yielded.
         """
         if batch_size is None:
             batch_size = self.resolve_batch_size(reader, frames)
+        self._compile_cpu = self._long_cpu_job(reader, frames)
         with tqdm(total=len(frames), unit="frame", disable=not self.progress,
                   desc=self.model, dynamic_ncols=True) as bar:
-            for batch in reader.iter_batches(batch_size, frames):
-                _check_finite(batch.positions, batch.frames, reader.source)
+            for batch in prefetched(self._checked_batches(reader, frames, batch_size),
+                                    PREFETCH_BATCHES):
                 boxes = batch.boxes if self.pbc else None
-                if boxes is not None:
-                    _check_box(boxes, self.card.cutoff, batch.frames, reader.source)
                 yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
                 bar.update(len(batch.frames))
+
+    def _long_cpu_job(self, reader: TrajectoryReader, frames: range) -> bool:
+        """Whether ``frames`` make a CPU job long enough to compile the edge messages for."""
+        if self.torch_device.type != "cpu" or len(frames) == 0 or compile_mode() != "auto":
+            return False
+        first = next(reader.iter_batches(1, frames[:1]))
+        boxes = first.boxes if self.pbc else None
+        edges = radius_graph(torch.tensor(first.positions), self.card.cutoff,
+                             box=None if boxes is None else torch.tensor(boxes))
+        return len(frames) * edges.index.shape[1] >= CPU_COMPILE_MIN_EDGES
+
+    def _checked_batches(self, reader: TrajectoryReader, frames: range, batch_size: int
+                         ) -> Iterator[Batch]:
+        """``reader``'s batches, each checked for non-finite coordinates and too small boxes."""
+        for batch in reader.iter_batches(batch_size, frames):
+            _check_finite(batch.positions, batch.frames, reader.source)
+            if self.pbc and batch.boxes is not None:
+                _check_box(batch.boxes, self.card.cutoff, batch.frames, reader.source)
+            yield batch
 
     @torch.inference_mode()
     def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
@@ -371,7 +407,7 @@ class GeomFeaturizer(Transformer, Model):
         if self.pool == "residue-local":
             local = residue_local_graphs(edges, residues, n_frames, n_res)
             z, edges = z[local.atom], local.edges
-        with _reduced_precision(self.dtype, device):
+        with _reduced_precision(self.dtype, device), compile_on_cpu(self._compile_cpu):
             readouts = encoder(z, edges, layers=self.layer_indices)
         blocks = []
         for x, vec in readouts:  # one block of channels per layer, each pooled as one output

@@ -30,12 +30,14 @@ conformer listed is kept (mdtraj's rule), on both paths.
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -53,9 +55,10 @@ from .elements import (
 from .errors import InputError, InputWarning
 
 __all__ = ["Batch", "Frames", "TrajectoryReader", "check_model_elements", "load_universe",
-           "open_trajectory"]
+           "open_trajectory", "prefetched"]
 
 Selection = str | Sequence[int] | np.ndarray
+T = TypeVar("T")
 
 
 @dataclass
@@ -626,3 +629,52 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
         raise InputError(f"cannot read trajectory {trajectory} with topology {topology}: "
                          f"{message}") from None
     return universe
+
+
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Run the iterator ``items`` in a background thread, ``depth`` items ahead of the consumer.
+
+    Reading and decoding a trajectory (MDAnalysis, numpy: mostly holding the GIL) then
+    overlaps with the encoder (PyTorch, which releases the GIL). Items come out in order; an
+    exception raised by ``items`` is re-raised here after the items before it. If the consumer
+    stops early, the thread finishes the item in progress and exits before this returns.
+    ``depth=0`` iterates in line, without a thread.
+    """
+    if depth < 1:
+        yield from items
+        return
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+
+    thread = threading.Thread(target=produce, name="geomfeat-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = slots.get()
+            if ok:
+                yield item
+            elif item is None:
+                return
+            else:
+                raise item
+    finally:
+        stop.set()
+        thread.join()

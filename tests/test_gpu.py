@@ -35,3 +35,21 @@ def test_tf32_runs_and_restores_full_float32(oracle, weights_url):
     out = GeomFeaturizer(select="all", device="cuda", dtype="tf32").transform(frames)
     assert np.isfinite(out).all()
     assert torch.get_float32_matmul_precision() == before
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_compiled_messages_equal_eager_on_cuda(model, oracle, weights_url, monkeypatch):
+    ref = oracle(model)
+    frames = (ref["t4l_heavy__pos"][:2].astype(np.float64), ref["t4l_heavy__z"])
+    options = dict(select="all", pool="atom", features="equivariant", device="cuda")
+    monkeypatch.setenv("GEOMFEAT_COMPILE", "never")
+    eager = GeomFeaturizer(model, **options).transform(frames)
+    monkeypatch.setenv("GEOMFEAT_COMPILE", "auto")  # the default: compiled on CUDA
+    compiled = GeomFeaturizer(model, **options).transform(frames)
+    from geomfeat.encoders import et, tensornet, visnet
+
+    fns = (visnet._vis_mp_messages, visnet._vis_mp_messages_edges, et._attention_messages,
+           tensornet._embedding_messages, tensornet._interaction_messages)
+    assert all(fn.failed is None for fn in fns), [fn.failed for fn in fns]
+    assert np.abs(compiled - eager).max() <= 1e-4
+    assert np.abs(compiled - eager).mean() <= 1e-6

@@ -26,9 +26,32 @@ from torch.nn import functional as F
 
 from ..neighbors import Edges
 from .base import Encoder, Layers, resolve_layers
-from .layers import ExpNormalSmearing, chunk_elements, edge_chunks, unit_vectors
+from .layers import ExpNormalSmearing, chunk_elements, edge_chunks, fused, unit_vectors
 
 __all__ = ["EquivariantAttention", "EquivariantTransformerEncoder"]
+
+
+@fused("q", "k", "v", "vec", "src", "trg", "envelope", "rbf", "direction", "agg_x", "agg_vec")
+def _attention_messages(q: Tensor, k: Tensor, v: Tensor, vec: Tensor, src: Tensor, trg: Tensor,
+                        envelope: Tensor, rbf: Tensor, direction: Tensor, w_kv: Tensor,
+                        b_kv: Tensor, agg_x: Tensor, agg_vec: Tensor) -> None:
+    """Messages of one chunk of edges, added into ``agg_x (N, H)`` and ``agg_vec (N, 3, H)``.
+
+    ``q, k (N, heads, dim)``, ``v (N, heads, 3, dim)``; ``w_kv, b_kv``: the stacked
+    ``dk_proj`` and ``dv_proj`` parameters (one matrix product for both).
+    """
+    e = src.numel()
+    heads, dim = q.shape[1], q.shape[2]
+    h = heads * dim
+    dk, dv = torch.split(F.silu(F.linear(rbf, w_kv, b_kv)), (h, 3 * h), dim=1)
+    attn = F.silu((q[trg] * k[src] * dk.view(e, heads, dim)).sum(dim=-1)) * envelope.unsqueeze(-1)
+    value = v[src] * dv.view(e, heads, 3, dim)  # scalar message, vec gate, direction gate
+    msg_x = (value[:, :, 0] * attn.unsqueeze(-1)).reshape(e, h)
+    gate_vec = value[:, :, 1].reshape(e, 1, h)
+    gate_dir = value[:, :, 2].reshape(e, 1, h)
+    msg_vec = torch.addcmul(vec[src] * gate_vec, direction.unsqueeze(-1), gate_dir)
+    agg_x.index_add_(0, trg, msg_x.to(agg_x.dtype))
+    agg_vec.index_add_(0, trg, msg_vec.to(agg_vec.dtype))
 
 
 class EquivariantAttention(nn.Module):
@@ -108,19 +131,11 @@ class EquivariantAttention(nn.Module):
         # accumulators in the coordinates' precision, also under autocast (16-bit messages)
         agg_x = envelope.new_zeros(n, h)
         agg_vec = envelope.new_zeros(n, 3, h)
+        w_kv = torch.cat((self.dk_proj.weight, self.dv_proj.weight))
+        b_kv = torch.cat((self.dk_proj.bias, self.dv_proj.bias))
         for chunk in edge_chunks(source.numel(), 3 * h, chunk_elements(x.device)):
-            src, trg = source[chunk], target[chunk]
-            e = src.numel()
-            dk = F.silu(self.dk_proj(rbf[chunk])).view(e, heads, dim)
-            dv = F.silu(self.dv_proj(rbf[chunk])).view(e, heads, 3, dim)
-            attn = F.silu((q[trg] * k[src] * dk).sum(dim=-1)) * envelope[chunk].unsqueeze(-1)
-            value = v[src] * dv  # (e, heads, 3, dim): scalar message, vec gate, direction gate
-            msg_x = (value[:, :, 0] * attn.unsqueeze(-1)).reshape(e, h)
-            gate_vec = value[:, :, 1].reshape(e, 1, h)
-            gate_dir = value[:, :, 2].reshape(e, 1, h)
-            msg_vec = torch.addcmul(vec[src] * gate_vec, direction[chunk].unsqueeze(-1), gate_dir)
-            agg_x.index_add_(0, trg, msg_x.to(agg_x.dtype))
-            agg_vec.index_add_(0, trg, msg_vec.to(agg_vec.dtype))
+            _attention_messages(q, k, v, vec, source[chunk], target[chunk], envelope[chunk],
+                                rbf[chunk], direction[chunk], w_kv, b_kv, agg_x, agg_vec)
 
         o1, o2, o3 = self.o_proj(agg_x).split(h, dim=-1)
         dx = vec_dot * o2 + o3

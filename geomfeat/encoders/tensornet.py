@@ -34,6 +34,7 @@ from .layers import (
     ExpNormalSmearing,
     chunk_elements,
     edge_chunks,
+    fused,
     unit_vectors,
 )
 
@@ -140,6 +141,35 @@ def _mix_parts(parts: Tensor, linears: list[nn.Module]) -> Tensor:
     )
 
 
+@fused("atom", "src", "trg", "envelope", "rbf", "geometry", "parts")
+def _embedding_messages(atom: Tensor, src: Tensor, trg: Tensor, envelope: Tensor, rbf: Tensor,
+                        geometry: Tensor, w_pair: Tensor, b_pair: Tensor, w_rbf: Tensor,
+                        b_rbf: Tensor, part: Tensor, parts: Tensor) -> None:
+    """Initial-tensor messages of one chunk of edges, added into ``parts (N, 10, H)``."""
+    h = atom.shape[1]
+    pair = F.linear(torch.cat((atom[trg], atom[src]), dim=-1), w_pair, b_pair)
+    pair = pair * envelope.unsqueeze(-1)  # (e, H)
+    factor = F.linear(rbf, w_rbf, b_rbf).view(-1, 3, h) * pair.unsqueeze(1)
+    message = geometry.unsqueeze(-1) * factor.index_select(1, part)
+    parts.index_add_(0, trg, message.to(parts.dtype))
+
+
+@fused("parts", "src", "trg", "envelope", "rbf", "gathered")
+def _interaction_messages(parts: Tensor, src: Tensor, trg: Tensor, envelope: Tensor, rbf: Tensor,
+                          w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w3: Tensor, b3: Tensor,
+                          part: Tensor, gathered: Tensor) -> None:
+    """Neighbour messages of one chunk of edges, added into ``gathered (N, 10, H)``.
+
+    The edge factors are ``cutoff · SiLU(W3 SiLU(W2 SiLU(W1 rbf)))`` with ``W3``'s rows in
+    (part, channel) order, shape (e, 3, H), spread over the 10 components by ``part``.
+    """
+    h = parts.shape[2]
+    factor = F.silu(F.linear(F.silu(F.linear(F.silu(F.linear(rbf, w1, b1)), w2, b2)), w3, b3))
+    factor = (factor * envelope.unsqueeze(-1)).view(-1, 3, h)
+    message = parts[src] * factor.index_select(1, part)
+    gathered.index_add_(0, trg, message.to(gathered.dtype))
+
+
 class TensorEmbedding(nn.Module):
     """Initial per-atom tensors from the neighbourhood.
 
@@ -219,13 +249,11 @@ class TensorEmbedding(nn.Module):
         envelope = self.cutoff(distance)
 
         parts = distance.new_zeros(n, 10, h)  # coordinates' precision, also under autocast
+        part = torch.tensor(PART, device=atom.device)
         for chunk in edge_chunks(source.numel(), 10 * h, chunk_elements(atom.device)):
-            src, trg = source[chunk], target[chunk]
-            pair = self.emb2(torch.cat((atom[trg], atom[src]), dim=-1))
-            pair = pair * envelope[chunk].unsqueeze(-1)  # (e, H)
-            factor = F.linear(rbf[chunk], weight, bias).view(-1, 3, h) * pair.unsqueeze(1)
-            message = geometry[chunk].unsqueeze(-1) * _per_part(factor)
-            parts.index_add_(0, trg, message.to(parts.dtype))
+            _embedding_messages(atom, source[chunk], target[chunk], envelope[chunk], rbf[chunk],
+                                geometry[chunk], self.emb2.weight, self.emb2.bias, weight, bias,
+                                part, parts)
 
         scale = self.init_norm(squared_norm(parts))
         for linear in self.linears_scalar:
@@ -295,14 +323,12 @@ class TensorInteraction(nn.Module):
         y = compose(parts)
 
         gathered = distance.new_zeros(n, 10, h)  # coordinates' precision, also under autocast
+        first, second = self.linears_scalar[0], self.linears_scalar[1]
+        part = torch.tensor(PART, device=parts.device)
         for chunk in edge_chunks(source.numel(), 10 * h, chunk_elements(parts.device)):
-            factor = rbf[chunk]
-            for linear in self.linears_scalar[:-1]:
-                factor = F.silu(linear(factor))
-            factor = F.silu(F.linear(factor, weight, bias)) * envelope[chunk].unsqueeze(-1)
-            factor = factor.view(-1, 3, h)
-            message = parts[source[chunk]] * _per_part(factor)
-            gathered.index_add_(0, target[chunk], message.to(gathered.dtype))
+            _interaction_messages(parts, source[chunk], target[chunk], envelope[chunk],
+                                  rbf[chunk], first.weight, first.bias, second.weight,
+                                  second.bias, weight, bias, part, gathered)
         msg = compose(gathered)
 
         parts = decompose(matmul3(msg, y) + matmul3(y, msg))

@@ -8,7 +8,9 @@ it *is* a ``ViSNetBlock`` (same modules and parameters). Two things differ from 
 * the message passing of every ``ViS_MP`` layer runs over the edges in chunks
   (:func:`vis_mp_layer`): the same sums as PyG's ``propagate``/``edge_updater``, but per-edge
   temporaries stay a few MB on the CPU instead of several kB per edge, which is both faster
-  (no fresh pages for every temporary) and lets far larger batches fit in memory.
+  (no fresh pages for every temporary) and lets far larger batches fit in memory. The messages
+  of a chunk are one function (:func:`_vis_mp_messages`, :func:`_vis_mp_messages_edges`),
+  compiled into fused kernels on CUDA (see :func:`geomfeat.encoders.layers.fused`).
 """
 
 from __future__ import annotations
@@ -20,15 +22,51 @@ from torch_geometric.nn.models.visnet import ViS_MP, ViSNetBlock
 
 from ..neighbors import Edges
 from .base import Encoder, Layers, resolve_layers
-from .layers import chunk_elements, edge_chunks, unit_vectors
+from .layers import chunk_elements, edge_chunks, fused, unit_vectors
 
 __all__ = ["ViSNetEncoder", "vis_mp_layer"]
 
 
-def _reject(vec: Tensor, direction: Tensor) -> Tensor:
-    """Component of ``vec (e, 3, H)`` orthogonal to the unit vectors ``direction (e, 3)``."""
-    d = direction.unsqueeze(2)
-    return vec - (vec * d).sum(dim=1, keepdim=True) * d
+def _vis_mp_core(q: Tensor, k: Tensor, v: Tensor, vec: Tensor, src: Tensor, trg: Tensor,
+                 f_ij: Tensor, d_ij: Tensor, envelope: Tensor, w_kv: Tensor, b_kv: Tensor,
+                 w_s: Tensor, b_s: Tensor, agg_x: Tensor, agg_vec: Tensor) -> None:
+    """Scalar and vector messages of one chunk of edges, added into ``agg_x`` and ``agg_vec``."""
+    e = src.numel()
+    heads, dim = q.shape[1], q.shape[2]
+    h = heads * dim
+    dk, dv = torch.split(F.silu(F.linear(f_ij, w_kv, b_kv)), h, dim=1)
+    attn = F.silu((q[trg] * k[src] * dk.view(e, heads, dim)).sum(dim=-1))
+    attn = attn * envelope.unsqueeze(1)
+    msg_x = (v[src] * dv.view(e, heads, dim) * attn.unsqueeze(2)).view(e, h)
+    s1, s2 = torch.split(F.silu(F.linear(msg_x, w_s, b_s)), h, dim=1)
+    msg_vec = vec[src] * s1.unsqueeze(1) + s2.unsqueeze(1) * d_ij.unsqueeze(2)
+    agg_x.index_add_(0, trg, msg_x.to(agg_x.dtype))
+    agg_vec.index_add_(0, trg, msg_vec.to(agg_vec.dtype))
+
+
+@fused("q", "k", "v", "vec", "src", "trg", "f_ij", "d_ij", "envelope", "agg_x", "agg_vec")
+def _vis_mp_messages(q: Tensor, k: Tensor, v: Tensor, vec: Tensor, src: Tensor, trg: Tensor,
+                     f_ij: Tensor, d_ij: Tensor, envelope: Tensor, w_kv: Tensor, b_kv: Tensor,
+                     w_s: Tensor, b_s: Tensor, agg_x: Tensor, agg_vec: Tensor) -> None:
+    """Messages of one chunk of edges of the last layer (no edge update)."""
+    _vis_mp_core(q, k, v, vec, src, trg, f_ij, d_ij, envelope, w_kv, b_kv, w_s, b_s, agg_x,
+                 agg_vec)
+
+
+@fused("q", "k", "v", "vec", "w_target", "w_source", "src", "trg", "f_ij", "d_ij", "envelope",
+       "agg_x", "agg_vec")
+def _vis_mp_messages_edges(q: Tensor, k: Tensor, v: Tensor, vec: Tensor, w_target: Tensor,
+                           w_source: Tensor, src: Tensor, trg: Tensor, f_ij: Tensor,
+                           d_ij: Tensor, envelope: Tensor, w_kv: Tensor, b_kv: Tensor,
+                           w_s: Tensor, b_s: Tensor, w_f: Tensor, b_f: Tensor, agg_x: Tensor,
+                           agg_vec: Tensor) -> Tensor:
+    """Messages of one chunk of edges, added into the accumulators; returns the edge update."""
+    _vis_mp_core(q, k, v, vec, src, trg, f_ij, d_ij, envelope, w_kv, b_kv, w_s, b_s, agg_x,
+                 agg_vec)
+    # <w_t - (w_t.d) d, w_s - (w_s.d) d> = w_t.w_s - (w_t.d)(w_s.d) for |d| = 1 (and d = 0)
+    w_t, w_s, d = w_target[trg], w_source[src], d_ij.unsqueeze(2)
+    w_dot = (w_t * w_s).sum(dim=1) - (w_t * d).sum(dim=1) * (w_s * d).sum(dim=1)
+    return F.silu(F.linear(f_ij, w_f, b_f)) * w_dot
 
 
 def vis_mp_layer(layer: ViS_MP, x: Tensor, vec: Tensor, source: Tensor, target: Tensor,
@@ -78,22 +116,22 @@ def vis_mp_layer(layer: ViS_MP, x: Tensor, vec: Tensor, source: Tensor, target: 
     # accumulators in the coordinates' precision, also under autocast (16-bit messages)
     agg_x = distance.new_zeros(n, h)
     agg_vec = distance.new_zeros(vec.shape)
+    envelope = layer.cutoff(distance)
+    # dk and dv projections in one matrix product
+    w_kv = torch.cat((layer.dk_proj.weight, layer.dv_proj.weight))
+    b_kv = torch.cat((layer.dk_proj.bias, layer.dv_proj.bias))
+    s_proj = layer.s_proj
     for chunk in edge_chunks(source.numel(), 3 * h, chunk_elements(x.device)):
-        src, trg, f_ij, d_ij = source[chunk], target[chunk], edge_attr[chunk], direction[chunk]
-        e = src.numel()
-        dk = F.silu(layer.dk_proj(f_ij)).view(e, heads, dim)
-        dv = F.silu(layer.dv_proj(f_ij)).view(e, heads, dim)
-        attn = F.silu((q[trg] * k[src] * dk).sum(dim=-1))
-        attn = attn * layer.cutoff(distance[chunk]).unsqueeze(1)
-        msg_x = (v[src] * dv * attn.unsqueeze(2)).view(e, h)
-        s1, s2 = torch.split(F.silu(layer.s_proj(msg_x)), h, dim=1)
-        msg_vec = vec[src] * s1.unsqueeze(1) + s2.unsqueeze(1) * d_ij.unsqueeze(2)
-        agg_x.index_add_(0, trg, msg_x.to(agg_x.dtype))
-        agg_vec.index_add_(0, trg, msg_vec.to(agg_vec.dtype))
-        if not layer.last_layer:
-            # rejection from -d equals rejection from d: the sign enters the projection twice
-            w_dot = (_reject(w_target[trg], d_ij) * _reject(w_source[src], d_ij)).sum(dim=1)
-            dedge[chunk] = F.silu(layer.f_proj(f_ij)) * w_dot
+        if layer.last_layer:
+            _vis_mp_messages(q, k, v, vec, source[chunk], target[chunk], edge_attr[chunk],
+                             direction[chunk], envelope[chunk], w_kv, b_kv, s_proj.weight,
+                             s_proj.bias, agg_x, agg_vec)
+        else:
+            f_proj = layer.f_proj
+            dedge[chunk] = _vis_mp_messages_edges(
+                q, k, v, vec, w_target, w_source, source[chunk], target[chunk],
+                edge_attr[chunk], direction[chunk], envelope[chunk], w_kv, b_kv, s_proj.weight,
+                s_proj.bias, f_proj.weight, f_proj.bias, agg_x, agg_vec)
 
     o1, o2, o3 = torch.split(layer.o_proj(agg_x), h, dim=1)
     dx = vec_dot * o2 + o3
