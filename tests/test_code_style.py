@@ -14,3 +14,14 @@ def test_ruff_clean():
     result = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_subpackage_is_installed():
+    """A non-editable install (CI's) ships every subpackage listed in pyproject.toml."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "geomfeat").rglob("__init__.py")}
+    assert found <= listed, f"missing from [tool.setuptools] packages: {sorted(found - listed)}"
