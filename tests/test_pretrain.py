@@ -68,6 +68,25 @@ def test_loss_of_a_tiny_model_falls_on_a_tiny_dataset(tmp_path):
     assert card["training"]["steps"] == 60 and np.isfinite(card["training"]["best_val_loss"])
 
 
+def test_threads_setting_holds_during_training_and_is_restored_after(tmp_path):
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, *args):
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = pretrain([source(64)], tmp_path / "run", tiny(max_steps=2, threads=1),
+                          progress=False, callbacks=[Record()])
+        assert seen == [1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads(result.card.read_text())["training"]["threads"] == 1
+
+
 def test_predicted_noise_rotates_with_the_input():
     torch.manual_seed(0)
     model = DenoisingModel("visnet", {k: v for k, v in TINY.items() if k != "architecture"})

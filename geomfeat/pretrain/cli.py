@@ -88,6 +88,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     engine.add_argument("--num-nodes", type=_positive, default=1)
     engine.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
     engine.add_argument("--workers", type=_steps, default=0, help="data-loader processes")
+    engine.add_argument("--threads", type=_positive, default=None, metavar="N",
+                        help="PyTorch CPU threads per process (default: all cores; on a "
+                             "machine where other jobs run, 1 is many times faster)")
     engine.add_argument("--checkpoint-every", type=_positive, default=50,
                         help="steps between resumable checkpoints (50)")
     engine.add_argument("--log-every", type=_positive, default=5, help="steps between log rows")
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, val_block=args.val_block, val_every=args.val_every,
         val_batches=args.val_batches, pbc=args.pbc, precision=args.precision,
         accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
-        strategy=args.strategy, num_workers=args.workers,
+        strategy=args.strategy, num_workers=args.workers, threads=args.threads,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         deterministic=not args.nondeterministic,
     )

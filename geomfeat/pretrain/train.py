@@ -34,6 +34,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
+from .._threads import torch_threads
 from ..encoders import ARCHITECTURES, read_state_dict
 from ..errors import GeomfeatError, InputError
 from ..registry import ModelCard, get_model_card
@@ -49,7 +50,7 @@ __all__ = ["PretrainConfig", "PretrainInterrupted", "PretrainResult", "denoising
 #: Settings that may change between a run and its resume.
 RESUMABLE = ("max_steps", "max_epochs", "patience", "devices", "num_nodes", "strategy",
              "checkpoint_every", "val_every",
-             "accelerator", "num_workers", "log_every", "val_batches")
+             "accelerator", "num_workers", "log_every", "val_batches", "threads")
 
 
 class PretrainInterrupted(GeomfeatError):
@@ -73,7 +74,9 @@ class PretrainConfig:
 
     Engine: ``precision`` (Lightning's: "32-true", "bf16-mixed", "16-mixed", "64-true"),
     ``accelerator``, ``devices``, ``num_nodes``, ``strategy`` ("auto", "ddp", ...),
-    ``num_workers``, ``checkpoint_every`` (steps), ``log_every`` (steps), ``deterministic``
+    ``num_workers``, ``threads`` (PyTorch CPU threads per process; None: PyTorch's default, all
+    cores, which crawls when another job holds a core: give 1 on a shared machine),
+    ``checkpoint_every`` (steps), ``log_every`` (steps), ``deterministic``
     (PyTorch's deterministic algorithms, warn-only: without them two CPU threads already sum
     some gradients in a varying order, and a resumed run drifts from the uninterrupted one in the
     last bits).
@@ -105,6 +108,7 @@ class PretrainConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     num_workers: int = 0
+    threads: int | None = None
     checkpoint_every: int = 50
     log_every: int = 5
     deterministic: bool = True
@@ -227,7 +231,14 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
         A resume with changed settings (the setting is named).
     """
     config = config or PretrainConfig()
-    out = Path(out_dir)
+    with torch_threads(config.threads):
+        return _pretrain(sources, Path(out_dir), config, name=name, resume=resume,
+                         progress=progress, install=install, callbacks=callbacks)
+
+
+def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig, *,
+              name: str | None, resume: str | Path | None, progress: bool, install: bool,
+              callbacks: list[Any] | None) -> PretrainResult:
     name = name or out.resolve().name
     started = time.perf_counter()
     if not sources:
@@ -351,7 +362,8 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
         "final_train_loss": _final_train_loss(out / "metrics.csv"),
         "final_val_loss": metrics.get("val_loss", math.nan),
         "best_val_loss": val_loss,
-        "devices": trainer.world_size, "wall_seconds_last_run": time.perf_counter() - started,
+        "devices": trainer.world_size, "threads": torch.get_num_threads(),
+        "wall_seconds_last_run": time.perf_counter() - started,
     }
     card = out / f"{name}.json"
     if trainer.is_global_zero:
