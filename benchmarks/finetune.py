@@ -49,11 +49,9 @@ from geomfeat.evaluate.finetune import (
     FineTuneLobe,
     LayerCache,
     finetune_vampnet,
-    pairs_of,
-    train_with_early_stopping,
-    vamp2,
 )
 from geomfeat.evaluate.splits import pieces_of, standardizer
+from geomfeat.evaluate.vampnet import fit_with_early_stopping, pairs_of, validation_score
 
 #: geomfeat.evaluate's VAMPNetRecipe defaults (its training schedule, one restart)
 LONG_RECIPE = {"batch_size": 512, "steps_per_epoch": 50, "max_epochs": 60, "patience": 12,
@@ -157,9 +155,9 @@ def main(argv: list[str] | None = None) -> dict:
                 lobe = lobe_factory(width)
                 lobe.load_state_dict(init)
                 vnet = VAMPNet(lobe=lobe, learning_rate=args.lr)
-                res = train_with_early_stopping(vnet, lobe, data["train"], data["validation"],
-                                                seed=seed, **arms[arm])
-                res["test_vamp2"] = vamp2(lobe, data["test"])
+                res = fit_with_early_stopping(vnet, lobe, data["train"], data["validation"],
+                                              seed=seed, **arms[arm])
+                res["test_vamp2"] = validation_score(vnet, lobe, data["test"])
                 res["params"] = count_parameters(lobe)
                 row[arm] = res
                 log(f"seed {seed} lag {lag} {arm}: val {res['val_vamp2']:.3f} test "
@@ -178,9 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
             vnet = finetune_vampnet(module, learning_rate=args.lr,
                                     encoder_learning_rate=args.encoder_lr)
             data = {p: pairs_of(pieces_of(indices, parts[p]), lag) for p in parts}
-            res = train_with_early_stopping(vnet, module, data["train"], data["validation"],
-                                            seed=seed, **recipe)
-            res["test_vamp2"] = vamp2(module, data["test"], batch_size=2048)
+            res = fit_with_early_stopping(vnet, module, data["train"], data["validation"],
+                                          seed=seed, eval_batch_size=8192, **recipe)
+            res["test_vamp2"] = validation_score(vnet, module, data["test"], batch_size=2048)
             res["params"] = count_parameters(lobe)
             res["encoder_params"] = sum(p.numel() for p in head.encoder_parameters())
             row["finetuned"] = res

@@ -25,7 +25,7 @@ from geomfeat.evaluate.lags import timestep_ps
 from geomfeat.evaluate.protocol import score_feature_set
 from geomfeat.evaluate.splits import PARTS, pieces_of, standardizer
 from geomfeat.evaluate.stats import paired, summary
-from geomfeat.evaluate.vampnet import _pairs, train_vampnet
+from geomfeat.evaluate.vampnet import pairs_of, train_vampnet
 
 TINY = VAMPNetRecipe(budget=300, batch_size=64, steps_per_epoch=4, max_epochs=3, patience=2,
                      restarts=2)
@@ -130,7 +130,7 @@ def test_time_lagged_pairs_never_cross_a_block_trajectory_or_part():
     lag = 3
     for part in PARTS:
         pieces = sp.part(part)
-        x0, xt = _pairs(pieces_of(frames, pieces), lag)
+        x0, xt = pairs_of(pieces_of(frames, pieces), lag)
         assert (x0[:, 0] == xt[:, 0]).all()  # same trajectory
         assert (xt[:, 1] - x0[:, 1] == lag).all()
         inside = [any(i == t and a <= f0 and f0 + lag < b for i, a, b in pieces)

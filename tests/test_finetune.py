@@ -17,10 +17,8 @@ from geomfeat.evaluate.finetune import (
     FineTuneLobe,
     LayerCache,
     finetune_vampnet,
-    pairs_of,
-    train_with_early_stopping,
-    vamp2,
 )
+from geomfeat.evaluate.vampnet import fit_with_early_stopping, pairs_of, validation_score
 
 MODELS = {"visnet-denali": 6, "et-denali": 6, "tensornet-denali": 3}
 
@@ -107,7 +105,9 @@ def test_training_changes_only_the_upper_layers_and_the_lobe(weights_url, trajs)
         assert torch.equal(value, cache_before[key]), key
     # the trainable copy of the last layer and the lobe moved
     moved = [k for k, v in head.upper.state_dict().items() if not torch.equal(v, upper_before[k])]
-    assert any(k.startswith("layers.0.") for k in moved)
+    assert any(k.startswith("encoder.vis_mp_layers.5.") for k in moved)
+    assert all(k.startswith(("encoder.vis_mp_layers.5.", "encoder.out_norm.",
+                             "encoder.vec_out_norm.")) for k in moved), moved
     assert any(not torch.equal(v, lobe_before[k]) for k, v in lobe.lobe.state_dict().items())
     # only the last interaction layer and the output norms are trainable
     n_params = sum(p.numel() for p in head.encoder_parameters())
@@ -156,9 +156,11 @@ def test_early_stopping_restores_the_best_validation_epoch():
     torch.manual_seed(0)
     lobe = MLPLobe(2, 2, width=8, depth=1)
     vnet = VAMPNet(lobe=lobe, learning_rate=1e-2)
-    res = train_with_early_stopping(vnet, lobe, train, val, batch_size=128, steps_per_epoch=5,
-                                    max_epochs=8, patience=3, lr_patience=1, seed=0)
+    res = fit_with_early_stopping(vnet, lobe, train, val, batch_size=128, steps_per_epoch=5,
+                                  max_epochs=8, patience=3, lr_patience=1, seed=0)
     assert res["val_vamp2"] == pytest.approx(max(res["val_curve"]), abs=1e-5)
     assert res["best_epoch"] == int(np.argmax(res["val_curve"])) + 1
-    assert vamp2(lobe, val) == pytest.approx(res["val_vamp2"], abs=1e-5)
+    assert validation_score(vnet, lobe, val) == pytest.approx(res["val_vamp2"], abs=1e-5)
+    assert validation_score(vnet, lobe, val, batch_size=100) == pytest.approx(
+        res["val_vamp2"], abs=1e-5)  # outputs in batches, one covariance estimate
     assert 1.2 < res["val_vamp2"] <= 2.0  # the switching process is found (at most 2 states)

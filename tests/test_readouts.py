@@ -108,6 +108,28 @@ def test_layer_i_is_the_output_of_the_encoder_cut_after_layer_i(model, traj, enc
         torch.testing.assert_close(vec_i, vec_cut, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_a_pass_stopped_and_resumed_at_any_layer_is_the_whole_pass_bit_for_bit(model, traj,
+                                                                              encoder):
+    """The staged API (initial_state, interact, readout) that fine-tuning builds on."""
+    enc = encoder(model, torch.float32)
+    z, edges, _ = graph_of(traj, enc.cutoff)
+    with torch.inference_mode():
+        x, vec = enc(z, edges)
+        start = enc.initial_state(z, edges)
+        assert start.layer == 0
+        states = list(enc.interact(start))
+        assert [s.layer for s in states] == list(range(1, enc.num_layers + 1))
+        for k in range(enc.num_layers + 1):
+            lower = enc.run_layers(start, k)
+            assert lower.layer == k
+            x_k, vec_k = enc.readout(enc.run_layers(lower))
+            assert torch.equal(x_k, x) and torch.equal(vec_k, vec), k
+        with pytest.raises(ValueError, match="cannot run layers"):
+            enc.run_layers(states[1], 1)
+    assert len(enc.interaction_layers) == enc.num_layers
+
+
 def test_blocks_follow_the_order_given_and_invariants_are_per_layer(traj, weights_url):
     forward = GeomFeaturizer(layers=[1, 4], features="invariant").transform(traj)
     backward = GeomFeaturizer(layers=[4, 1], features="invariant").transform(traj)

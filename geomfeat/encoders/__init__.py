@@ -15,7 +15,7 @@ import torch
 from ..download import fetch_weights
 from ..errors import CheckpointMismatchError, WeightsError
 from ..registry import ModelCard, get_model_card
-from .base import Encoder, Layers, resolve_layers
+from .base import Encoder, GraphState, Layers, resolve_layers
 from .et import EquivariantTransformerEncoder
 from .tensornet import TensorNetEncoder
 from .visnet import ViSNetEncoder
@@ -24,6 +24,7 @@ __all__ = [
     "ARCHITECTURES",
     "Encoder",
     "EquivariantTransformerEncoder",
+    "GraphState",
     "Layers",
     "TensorNetEncoder",
     "ViSNetEncoder",

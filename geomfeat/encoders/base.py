@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from ..neighbors import Edges
 
-__all__ = ["Encoder", "Layers", "resolve_layers"]
+__all__ = ["Encoder", "GraphState", "Layers", "resolve_layers"]
 
 #: A readout's layers: ``"last"``, ``"all"``, one index or a sequence of indices (0-based,
 #: negative counts from the last interaction layer).
@@ -60,13 +61,42 @@ def resolve_layers(layers: Layers, n_layers: int) -> tuple[int, ...]:
     return tuple(resolved)
 
 
+@dataclass
+class GraphState:
+    """A batch of graphs between two interaction layers: everything the next layer reads.
+
+    Attributes
+    ----------
+    nodes : dict of str to Tensor
+        Per-node streams, each ``(M, ...)``: ViSNet and ET ``x (M, H)`` and ``vec (M, 3, H)``
+        (ViSNet: ``(M, 3, H)`` for its lmax = 1); TensorNet ``X (M, 3, 3, H)``.
+    edges : dict of str to Tensor
+        Per-edge inputs of the layers, each ``(E, ...)``: always ``distance (E,)`` in Å; ViSNet
+        also ``direction (E, 3)`` and, while a layer that reads them is left, its evolving edge
+        features ``edge_attr (E, H)``; ET ``direction (E, 3)`` (unit vectors).
+    source, target : Tensor, shape (E,), int64
+        Nodes of every edge (messages flow from ``source`` to ``target``).
+    layer : int
+        Interaction layers applied so far (0: the embedding only).
+    """
+
+    nodes: dict[str, Tensor]
+    edges: dict[str, Tensor]
+    source: Tensor
+    target: Tensor
+    layer: int = 0
+
+
 class Encoder(nn.Module):
     """A frozen representation model: per-atom scalar and vector features from a geometry.
 
     Subclasses set :attr:`cutoff` (Å), :attr:`hidden_channels`, :attr:`num_layers` and
-    :attr:`bytes_per_edge` and implement :meth:`forward`, including its ``layers`` readout
-    (the per-atom outputs after chosen interaction layers; see each architecture's docstring
-    for what "the output after layer i" is).
+    :attr:`bytes_per_edge`, and implement the three stages that :meth:`forward` chains:
+    :meth:`initial_state` (embedding), :meth:`interact` (interaction layers, one
+    :class:`GraphState` after each) and :meth:`readout` (the output block, also applied to the
+    state after an inner layer for the ``layers`` readouts; see each architecture's docstring).
+    The stages let other code start or stop at any layer with the encoder's own modules
+    (fine-tuning caches the state below the trained layers).
     Their parameter names are those of the checkpoints' ``representation_model.*`` tensors.
     """
 
@@ -103,4 +133,56 @@ class Encoder(nn.Module):
         With ``layers``, a list of such ``(x, vec)`` pairs, one per layer; the entry of the
         last layer is bit for bit the output without ``layers``.
         """
+        keep = None if layers is None else resolve_layers(layers, self.num_layers)
+        last = self.initial_state(z, edges)
+        outputs: dict[int, tuple[Tensor, Tensor]] = {}
+        for state in self.interact(last):
+            if keep is not None and state.layer - 1 in keep:
+                outputs[state.layer - 1] = self.readout(state)
+            last = state
+        if keep is None:
+            return self.readout(last)
+        return [outputs[i] for i in keep]
+
+    def initial_state(self, z: Tensor, edges: Edges) -> GraphState:
+        """The state before the first interaction layer (atom and edge embeddings).
+
+        Parameters are those of :meth:`forward`.
+        """
         raise NotImplementedError
+
+    def interact(self, state: GraphState, stop: int | None = None) -> Iterator[GraphState]:
+        """Apply interaction layers ``state.layer`` … ``stop - 1`` (default: to the last).
+
+        Yields the state after each layer (``layer`` counts the layers applied); ``state``
+        itself is not modified.
+        """
+        raise NotImplementedError
+
+    def readout(self, state: GraphState) -> tuple[Tensor, Tensor]:
+        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)`` of a state (the output block)."""
+        raise NotImplementedError
+
+    def run_layers(self, state: GraphState, stop: int | None = None) -> GraphState:
+        """The state after layer ``stop - 1`` (default: the last), from ``state``."""
+        last = state
+        for last in self.interact(state, stop):  # noqa: B007 (keeps the last)
+            pass
+        return last
+
+    @property
+    def interaction_layers(self) -> nn.ModuleList:
+        """The interaction layers, in order (``len == num_layers``)."""
+        raise NotImplementedError
+
+    @property
+    def readout_modules(self) -> list[nn.Module]:
+        """The modules of :meth:`readout` (the output block)."""
+        raise NotImplementedError
+
+    def _stop(self, state: GraphState, stop: int | None) -> int:
+        stop = self.num_layers if stop is None else int(stop)
+        if not state.layer <= stop <= self.num_layers:
+            raise ValueError(f"cannot run layers {state.layer} to {stop - 1} of an encoder with "
+                             f"{self.num_layers} interaction layers")
+        return stop

@@ -20,12 +20,14 @@ The output is ``(LayerNorm(x), vec)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..neighbors import Edges
-from .base import Encoder, Layers, resolve_layers
+from .base import Encoder, GraphState
 from .layers import ExpNormalSmearing, chunk_elements, edge_chunks, fused, unit_vectors
 
 __all__ = ["EquivariantAttention", "EquivariantTransformerEncoder"]
@@ -190,31 +192,42 @@ class EquivariantTransformerEncoder(Encoder):
         )
         self.out_norm = nn.LayerNorm(hidden_channels)
 
-    def forward(self, z: Tensor, edges: Edges, layers: Layers | None = None
-                ) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:  # type: ignore[override]
-        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`.
+    def initial_state(self, z: Tensor, edges: Edges) -> GraphState:
+        """Atom-type embeddings, zero vectors and the unit vector of every edge.
 
-        The output after layer ``i`` is ``(out_norm(x_i), vec_i)``: the model's final
-        LayerNorm applied to the scalar stream after that layer (per atom, so every layer's
-        scalars are on the scale of the final output) and the vector stream as it is (the
-        architecture has no vector normalisation, also not on its final output).
+        The output after layer ``i`` (:meth:`readout` of the state after it) is
+        ``(out_norm(x_i), vec_i)``: the model's final LayerNorm applied to the scalar stream
+        after that layer (per atom, so every layer's scalars are on the scale of the final
+        output) and the vector stream as it is (the architecture has no vector normalisation,
+        also not on its final output).
         """
-        keep = None if layers is None else resolve_layers(layers, self.num_layers)
-        states: dict[int, tuple[Tensor, Tensor]] = {}
-        source, target = edges.index[0], edges.index[1]
         distance = edges.length
-        rbf = self.distance_expansion(distance)
-        envelope = self.distance_expansion.cutoff_fn(distance)
-        direction = unit_vectors(edges.vec, distance)
-
         x = self.embedding(z)
         vec = x.new_zeros(x.size(0), 3, x.size(1))
-        for i, layer in enumerate(self.attention_layers):
-            dx, dvec = layer(x, vec, source, target, envelope, rbf, direction)
+        return GraphState({"x": x, "vec": vec},
+                          {"distance": distance, "direction": unit_vectors(edges.vec, distance)},
+                          edges.index[0], edges.index[1])
+
+    def interact(self, state: GraphState, stop: int | None = None) -> Iterator[GraphState]:
+        stop = self._stop(state, stop)
+        distance = state.edges["distance"]
+        rbf = self.distance_expansion(distance)
+        envelope = self.distance_expansion.cutoff_fn(distance)
+        x, vec = state.nodes["x"], state.nodes["vec"]
+        for i in range(state.layer, stop):
+            dx, dvec = self.attention_layers[i](x, vec, state.source, state.target, envelope,
+                                                rbf, state.edges["direction"])
             x = x + dx
             vec = vec + dvec
-            if keep is not None and i in keep:
-                states[i] = (x.clone(), vec.clone())  # copies: safe from later in-place updates
-        if keep is None:
-            return self.out_norm(x), vec
-        return [(self.out_norm(states[i][0]), states[i][1]) for i in keep]
+            yield GraphState({"x": x, "vec": vec}, state.edges, state.source, state.target, i + 1)
+
+    def readout(self, state: GraphState) -> tuple[Tensor, Tensor]:
+        return self.out_norm(state.nodes["x"]), state.nodes["vec"]
+
+    @property
+    def interaction_layers(self) -> nn.ModuleList:
+        return self.attention_layers
+
+    @property
+    def readout_modules(self) -> list[nn.Module]:
+        return [self.out_norm]

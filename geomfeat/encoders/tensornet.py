@@ -23,12 +23,14 @@ gather and one scatter per layer (edges are processed in chunks of a few MB, see
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..neighbors import Edges
-from .base import Encoder, Layers, resolve_layers
+from .base import Encoder, GraphState
 from .layers import (
     CosineCutoff,
     ExpNormalSmearing,
@@ -395,36 +397,43 @@ class TensorNetEncoder(Encoder):
         self.linear = nn.Linear(3 * hidden_channels, hidden_channels)
         self.out_norm = nn.LayerNorm(3 * hidden_channels)
 
-    def forward(self, z: Tensor, edges: Edges, layers: Layers | None = None
-                ) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:  # type: ignore[override]
-        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`.
+    def initial_state(self, z: Tensor, edges: Edges) -> GraphState:
+        """Per-atom tensors ``X (M, 3, 3, H)`` of the tensor embedding.
 
         The output after layer ``i`` is :meth:`readout` of the tensors after that layer: the
         model's scalar head (LayerNorm of the I/A/S norms, linear map, SiLU) and the axial
         vectors, exactly as for the final output.
         """
-        keep = None if layers is None else resolve_layers(layers, self.num_layers)
-        states: dict[int, Tensor] = {}
         source, target = edges.index[0], edges.index[1]
         distance = edges.length
         rbf = self.distance_expansion(distance)
         unit = unit_vectors(edges.vec, distance)  # from centre i to neighbour j
-
         x = compose(self.tensor_embedding(z, source, target, distance, unit, rbf))
-        for i, layer in enumerate(self.layers):
-            x = layer(x, source, target, distance, rbf)
-            if keep is not None and i in keep:
-                states[i] = x.clone()  # a copy: safe from later in-place updates
-        if keep is None:
-            return self.readout(x)
-        return [self.readout(states[i]) for i in keep]
+        return GraphState({"X": x}, {"distance": distance}, source, target)
 
-    def readout(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Scalar ``(N, H)`` and vector ``(N, 3, H)`` outputs of per-atom tensors ``(N, 3, 3, H)``.
+    def interact(self, state: GraphState, stop: int | None = None) -> Iterator[GraphState]:
+        stop = self._stop(state, stop)
+        distance = state.edges["distance"]
+        rbf = self.distance_expansion(distance)
+        x = state.nodes["X"]
+        for i in range(state.layer, stop):
+            x = self.layers[i](x, state.source, state.target, distance, rbf)
+            yield GraphState({"X": x}, state.edges, state.source, state.target, i + 1)
+
+    @property
+    def interaction_layers(self) -> nn.ModuleList:
+        return self.layers
+
+    @property
+    def readout_modules(self) -> list[nn.Module]:
+        return [self.linear, self.out_norm]
+
+    def readout(self, state: GraphState) -> tuple[Tensor, Tensor]:
+        """Scalar ``(N, H)`` and vector ``(N, 3, H)`` outputs of the per-atom tensors ``X``.
 
         ``x = SiLU(W · LayerNorm([‖I‖², ‖A‖², ‖S‖²]))`` and the axial vectors of ``A``.
         """
-        parts = decompose(x)
+        parts = decompose(state.nodes["X"])
         weighted = parts.square() * _constant(NORM_WEIGHT, parts).unsqueeze(-1)
         norms = torch.cat(
             (

@@ -15,13 +15,15 @@ it *is* a ``ViSNetBlock`` (same modules and parameters). Two things differ from 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 from torch_geometric.nn.models.visnet import ViS_MP, ViSNetBlock
 
 from ..neighbors import Edges
-from .base import Encoder, Layers, resolve_layers
+from .base import Encoder, GraphState
 from .layers import chunk_elements, edge_chunks, fused, unit_vectors
 
 __all__ = ["ViSNetEncoder", "vis_mp_layer"]
@@ -181,35 +183,51 @@ class ViSNetEncoder(ViSNetBlock, Encoder):
             max_z=max_z,
         )
 
-    def forward(self, z: Tensor, edges: Edges, layers: Layers | None = None
-                ) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:  # type: ignore[override]
-        """Per-atom ``x (M, H)`` and ``vec (M, 3, H)``; see :meth:`Encoder.forward`.
+    # ViSNetBlock's own forward comes first in the method order: use the staged one
+    forward = Encoder.forward
 
-        The output after layer ``i`` is ``(out_norm(x_i), vec_out_norm(vec_i))``: the model's
-        final output normalisation (a LayerNorm of the scalars, ViSNet's max-min norm of the
-        vectors, both per atom) applied to the residual streams after that layer, so that every
-        layer's features are on the scale of the final output.
+    def initial_state(self, z: Tensor, edges: Edges) -> GraphState:
+        """Atom embeddings (with the neighbour embedding), zero vectors and edge features.
+
+        The output after layer ``i`` (:meth:`readout` of the state after it) is
+        ``(out_norm(x_i), vec_out_norm(vec_i))``: the model's final output normalisation (a
+        LayerNorm of the scalars, ViSNet's max-min norm of the vectors, both per atom) applied
+        to the residual streams after that layer, so that every layer's features are on the
+        scale of the final output.
         """
-        keep = None if layers is None else resolve_layers(layers, self.num_layers)
-        states: dict[int, tuple[Tensor, Tensor]] = {}
         edge_index, distance = edges.index, edges.length
         direction = self.sphere(unit_vectors(edges.vec, distance))
-
         x = self.embedding(z)
         rbf = self.distance_expansion(distance)
         x = self.neighbor_embedding(z, x, edge_index, distance, rbf)
         vec = x.new_zeros(x.size(0), (self.lmax + 1) ** 2 - 1, x.size(1))
         edge_attr = self.edge_embedding(edge_index, rbf, x)
+        return GraphState({"x": x, "vec": vec},
+                          {"distance": distance, "direction": direction, "edge_attr": edge_attr},
+                          edge_index[0], edge_index[1])
 
-        source, target = edge_index
-        for i, layer in enumerate(self.vis_mp_layers):
-            dx, dvec, dedge = vis_mp_layer(layer, x, vec, source, target, distance, edge_attr,
-                                           direction)
+    def interact(self, state: GraphState, stop: int | None = None) -> Iterator[GraphState]:
+        stop = self._stop(state, stop)
+        x, vec = state.nodes["x"], state.nodes["vec"]
+        distance, direction = state.edges["distance"], state.edges["direction"]
+        edge_attr = state.edges.get("edge_attr")
+        for i in range(state.layer, stop):
+            dx, dvec, dedge = vis_mp_layer(self.vis_mp_layers[i], x, vec, state.source,
+                                           state.target, distance, edge_attr, direction)
             x, vec = x + dx, vec + dvec
-            if dedge is not None:
+            edges = {"distance": distance, "direction": direction}
+            if dedge is not None:  # the last layer neither updates nor reads edge features
                 edge_attr = edge_attr + dedge
-            if keep is not None and i in keep:
-                states[i] = (x.clone(), vec.clone())  # copies: safe from later in-place updates
-        if keep is None:
-            return self.out_norm(x), self.vec_out_norm(vec)
-        return [(self.out_norm(states[i][0]), self.vec_out_norm(states[i][1])) for i in keep]
+                edges["edge_attr"] = edge_attr
+            yield GraphState({"x": x, "vec": vec}, edges, state.source, state.target, i + 1)
+
+    def readout(self, state: GraphState) -> tuple[Tensor, Tensor]:
+        return self.out_norm(state.nodes["x"]), self.vec_out_norm(state.nodes["vec"])
+
+    @property
+    def interaction_layers(self) -> nn.ModuleList:
+        return self.vis_mp_layers
+
+    @property
+    def readout_modules(self) -> list[nn.Module]:
+        return [self.out_norm, self.vec_out_norm]

@@ -48,8 +48,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..encoders.base import Encoder
-from ..neighbors import Edges, radius_graph
+from ..encoders.base import Encoder, GraphState
+from ..neighbors import radius_graph
 from ..pooling import combine_features, pool_atoms
 
 __all__ = [
@@ -58,9 +58,6 @@ __all__ = [
     "FineTuneLobe",
     "LayerCache",
     "finetune_vampnet",
-    "pairs_of",
-    "train_with_early_stopping",
-    "vamp2",
 ]
 
 #: Architectures (registry keys) whose upper layers can be fine-tuned.
@@ -68,140 +65,30 @@ SUPPORTED_ARCHITECTURES = ("visnet", "et", "tensornet")
 
 
 # --------------------------------------------------------------------------------------------
-# architecture adapters: frozen lower part and trainable upper part of each encoder
+# the trainable upper part of an encoder
 # --------------------------------------------------------------------------------------------
 
-def _layers(encoder: Encoder, architecture: str) -> nn.ModuleList:
-    if architecture == "visnet":
-        return encoder.vis_mp_layers
-    if architecture == "et":
-        return encoder.attention_layers
-    if architecture == "tensornet":
-        return encoder.layers
-    raise NotImplementedError(
-        f"fine-tuning is implemented for {', '.join(SUPPORTED_ARCHITECTURES)} encoders, not "
-        f"{architecture!r}")
-
-
-def _lower_state(encoder: Encoder, architecture: str, z: Tensor, edges: Edges, n_frozen: int
-                 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Per-node and per-edge state after the first ``n_frozen`` interaction layers.
-
-    Mirrors the encoders' own ``forward`` up to that layer (same modules, same order).
-    """
-    from ..encoders.layers import unit_vectors
-
-    distance = edges.length
-    if architecture == "visnet":
-        from ..encoders.visnet import vis_mp_layer
-
-        edge_index = edges.index
-        direction = encoder.sphere(unit_vectors(edges.vec, distance))
-        x = encoder.embedding(z)
-        rbf = encoder.distance_expansion(distance)
-        x = encoder.neighbor_embedding(z, x, edge_index, distance, rbf)
-        vec = x.new_zeros(x.size(0), (encoder.lmax + 1) ** 2 - 1, x.size(1))
-        edge_attr = encoder.edge_embedding(edge_index, rbf, x)
-        source, target = edge_index
-        for layer in encoder.vis_mp_layers[:n_frozen]:
-            dx, dvec, dedge = vis_mp_layer(layer, x, vec, source, target, distance, edge_attr,
-                                           direction)
-            x, vec = x + dx, vec + dvec
-            if dedge is not None:
-                edge_attr = edge_attr + dedge
-        nodes = {"x": x, "vec": vec}
-        per_edge = {"distance": distance, "direction": direction}
-        if n_frozen < len(encoder.vis_mp_layers):  # the last layer does not read edge features
-            per_edge["edge_attr"] = edge_attr
-        return nodes, per_edge
-    if architecture == "et":
-        source, target = edges.index[0], edges.index[1]
-        rbf = encoder.distance_expansion(distance)
-        envelope = encoder.distance_expansion.cutoff_fn(distance)
-        direction = unit_vectors(edges.vec, distance)
-        x = encoder.embedding(z)
-        vec = x.new_zeros(x.size(0), 3, x.size(1))
-        for layer in encoder.attention_layers[:n_frozen]:
-            dx, dvec = layer(x, vec, source, target, envelope, rbf, direction)
-            x, vec = x + dx, vec + dvec
-        return {"x": x, "vec": vec}, {"distance": distance, "direction": direction}
-    if architecture == "tensornet":
-        from ..encoders.tensornet import compose
-
-        source, target = edges.index[0], edges.index[1]
-        rbf = encoder.distance_expansion(distance)
-        unit = unit_vectors(edges.vec, distance)
-        x = compose(encoder.tensor_embedding(z, source, target, distance, unit, rbf))
-        for layer in encoder.layers[:n_frozen]:
-            x = layer(x, source, target, distance, rbf)
-        return {"x": x}, {"distance": distance}
-    _layers(encoder, architecture)  # raises NotImplementedError
-    raise AssertionError
-
-
 class _UpperLayers(nn.Module):
-    """Copies of an encoder's last ``k`` interaction layers and its output block.
+    """A copy of an encoder whose last ``k`` interaction layers and output block are trained.
 
-    ``forward(nodes, edges, source, target)`` continues :func:`_lower_state` and returns the
-    encoder's outputs ``x (M, H)`` and ``vec (M, 3, H)``. Only the copies are trained; the
-    encoder the copies came from is never modified.
+    ``forward(state)`` continues a :class:`~geomfeat.encoders.base.GraphState` cached after the
+    frozen layers with the encoder's own stages (:meth:`Encoder.interact`,
+    :meth:`Encoder.readout`) and returns ``x (M, H)`` and ``vec (M, 3, H)``. Only the copy's
+    upper layers and output block are trained (none for ``k = 0``); the encoder it was copied
+    from is never modified.
     """
 
-    def __init__(self, encoder: Encoder, architecture: str, n_trainable: int) -> None:
+    def __init__(self, encoder: Encoder, n_trainable: int) -> None:
         super().__init__()
-        layers = _layers(encoder, architecture)
-        n_frozen = len(layers) - n_trainable
-        self.architecture = architecture
-        self.layers = copy.deepcopy(layers[n_frozen:])
-        if architecture == "visnet":
-            self.out_norm = copy.deepcopy(encoder.out_norm)
-            self.vec_out_norm = copy.deepcopy(encoder.vec_out_norm)
-        elif architecture == "et":
-            self.distance_expansion = copy.deepcopy(encoder.distance_expansion)
-            self.out_norm = copy.deepcopy(encoder.out_norm)
-        else:
-            self.distance_expansion = copy.deepcopy(encoder.distance_expansion)
-            self.linear = copy.deepcopy(encoder.linear)
-            self.out_norm = copy.deepcopy(encoder.out_norm)
-        # k = 0: the output block is the frozen encoder's, not trained either
-        self.requires_grad_(n_trainable > 0)
+        self.encoder = copy.deepcopy(encoder)
+        self.encoder.requires_grad_(False)
+        if n_trainable > 0:
+            for module in [*self.encoder.interaction_layers[-n_trainable:],
+                           *self.encoder.readout_modules]:
+                module.requires_grad_(True)
 
-    def forward(self, nodes: dict[str, Tensor], edges: dict[str, Tensor], source: Tensor,
-                target: Tensor) -> tuple[Tensor, Tensor]:
-        distance = edges["distance"]
-        if self.architecture == "visnet":
-            from ..encoders.visnet import vis_mp_layer
-
-            x, vec = nodes["x"], nodes["vec"]
-            edge_attr = edges.get("edge_attr")
-            for layer in self.layers:
-                dx, dvec, dedge = vis_mp_layer(layer, x, vec, source, target, distance,
-                                               edge_attr, edges["direction"])
-                x, vec = x + dx, vec + dvec
-                if dedge is not None:
-                    edge_attr = edge_attr + dedge
-            return self.out_norm(x), self.vec_out_norm(vec)
-        if self.architecture == "et":
-            x, vec = nodes["x"], nodes["vec"]
-            rbf = self.distance_expansion(distance)
-            envelope = self.distance_expansion.cutoff_fn(distance)
-            for layer in self.layers:
-                dx, dvec = layer(x, vec, source, target, envelope, rbf, edges["direction"])
-                x, vec = x + dx, vec + dvec
-            return self.out_norm(x), vec
-        from torch.nn import functional as F
-
-        from ..encoders.tensornet import AXIAL, ISO, NORM_WEIGHT, SYM, _constant, decompose
-
-        x = nodes["x"]
-        rbf = self.distance_expansion(distance)
-        for layer in self.layers:
-            x = layer(x, source, target, distance, rbf)
-        parts = decompose(x)
-        weighted = parts.square() * _constant(NORM_WEIGHT, parts).unsqueeze(-1)
-        norms = torch.cat((weighted[:, ISO].sum(dim=1), weighted[:, AXIAL].sum(dim=1),
-                           weighted[:, SYM].sum(dim=1)), dim=-1)
-        return F.silu(self.linear(self.out_norm(norms))), parts[:, AXIAL].contiguous()
+    def forward(self, state: GraphState) -> tuple[Tensor, Tensor]:
+        return self.encoder.readout(self.encoder.run_layers(state))
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,7 +195,7 @@ class LayerCache:
         """
         architecture = _check_featurizer(featurizer)
         encoder = featurizer.encoder
-        n_layers = len(_layers(encoder, architecture))
+        n_layers = encoder.num_layers
         if int(n_trainable) != n_trainable or not 0 <= n_trainable <= n_layers:
             raise ValueError(f"n_trainable must be an integer in 0..{n_layers} for "
                              f"{featurizer.model}, got {n_trainable}")
@@ -336,12 +223,13 @@ class LayerCache:
                 b, n = pos.shape[:2]
                 z = torch.as_tensor(reader.atomic_numbers, device=device).repeat(b)
                 graph = radius_graph(pos, encoder.cutoff, box=box)
+                state = encoder.run_layers(encoder.initial_state(z, graph),
+                                           n_layers - n_trainable)
                 if n_trainable == 0:
-                    x, vec = encoder(z, graph)
+                    x, vec = encoder.readout(state)
                     node_state, edge_state = {"x": x, "vec": vec}, {}
                 else:
-                    node_state, edge_state = _lower_state(encoder, architecture, z, graph,
-                                                          n_layers - n_trainable)
+                    node_state, edge_state = state.nodes, state.edges
                 for name, t in node_state.items():
                     nodes.setdefault(name, []).append(t.reshape(b, n, *t.shape[1:]).cpu())
                 for name, t in edge_state.items():
@@ -439,9 +327,10 @@ class FineTuneEncoder(nn.Module):
         self.cache = cache
         self.pool, self.reduce, self.features = (featurizer.pool, featurizer.reduce,
                                                  featurizer.features)
-        self.upper = _UpperLayers(featurizer.encoder, architecture, cache.n_trainable)
+        self.upper = _UpperLayers(featurizer.encoder, cache.n_trainable)
+        self.n_frozen = cache.n_layers - cache.n_trainable
         self.register_buffer("residues", torch.as_tensor(cache.residues, dtype=torch.int64))
-        dtype = next(self.upper.parameters()).dtype
+        dtype = next(self.upper.parameters()).dtype  # the encoder's
         self.register_buffer("mean", torch.zeros((), dtype=dtype))
         self.register_buffer("scale", torch.ones((), dtype=dtype))
 
@@ -460,7 +349,7 @@ class FineTuneEncoder(nn.Module):
         if self.n_trainable == 0:
             x, vec = nodes["x"], nodes["vec"]
         else:
-            x, vec = self.upper(nodes, edges, source, target)
+            x, vec = self.upper(GraphState(nodes, edges, source, target, self.n_frozen))
         b, n = len(frames), self.cache.n_atoms
         x = x.reshape(b, n, *x.shape[1:])
         vec = vec.reshape(b, n, *vec.shape[1:])
@@ -539,90 +428,3 @@ def finetune_vampnet(lobe: FineTuneLobe, *, learning_rate: float = 1e-3,
         groups.append({"params": encoder_params, "lr": encoder_learning_rate})
     vnet._optimizer = torch.optim.Adam(groups)  # VAMPNet.optimizer has no setter
     return vnet
-
-
-def pairs_of(pieces: Sequence[np.ndarray], lagtime: int) -> tuple[Tensor, Tensor]:
-    """Time-lagged pairs ``(x_t, x_{t+lag})`` inside every piece (none across pieces).
-
-    Works for features and for the ``(T, 1)`` frame-index arrays of
-    :meth:`LayerCache.frame_indices` alike; returns two float32 tensors.
-    """
-    x0 = [p[:-lagtime] for p in pieces if len(p) > lagtime]
-    xt = [p[lagtime:] for p in pieces if len(p) > lagtime]
-    if not x0:
-        raise ValueError(f"no piece is longer than the lag time {lagtime}")
-    as_tensor = lambda xs: torch.from_numpy(  # noqa: E731
-        np.ascontiguousarray(np.concatenate(xs), dtype=np.float32))
-    return as_tensor(x0), as_tensor(xt)
-
-
-@torch.no_grad()
-def vamp2(module: nn.Module, pairs: tuple[Tensor, Tensor], *, epsilon: float = 1e-6,
-          batch_size: int = 8192) -> float:
-    """deeptime's VAMP-2 (regularised mode, as in training) of ``module``'s outputs on
-    ``pairs``, all pairs in one covariance estimate (outputs computed in batches)."""
-    from deeptime.decomposition.deep import vamp_score
-
-    was_training = module.training
-    module.eval()
-    out = [torch.cat([module(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-           for x in pairs]
-    module.train(was_training)
-    return float(vamp_score(out[0], out[1], method="VAMP2", mode="regularize",
-                            epsilon=epsilon))
-
-
-def train_with_early_stopping(vnet: Any, module: nn.Module, train: tuple[Tensor, Tensor],
-                              validation: tuple[Tensor, Tensor], *, batch_size: int = 512,
-                              steps_per_epoch: int = 50, max_epochs: int = 60,
-                              patience: int = 12, lr_patience: int = 4,
-                              lr_factor: float = 0.5, min_lr: float = 1e-6,
-                              min_improvement: float = 1e-4, seed: int = 0) -> dict[str, Any]:
-    """Train a deeptime VAMPNet, choosing the epoch by validation VAMP-2.
-
-    An epoch is ``steps_per_epoch`` mini-batches drawn from the reshuffled training pairs,
-    then one validation score (all validation pairs at once). Every learning rate of the
-    optimizer is multiplied by ``lr_factor`` after ``lr_patience`` epochs without a better
-    score; training stops after ``patience`` such epochs. The weights of ``module`` (the lobe:
-    for a :class:`FineTuneLobe` the trainable encoder layers included) at the best validation
-    epoch are restored.
-
-    Returns
-    -------
-    dict
-        ``val_vamp2`` (best), ``best_epoch``, ``epochs``, ``val_curve``, ``seconds``,
-        ``seconds_per_step``.
-    """
-    import copy as _copy
-    import time
-
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        vnet.optimizer, mode="max", factor=lr_factor, patience=lr_patience, min_lr=min_lr)
-    dataset = torch.utils.data.TensorDataset(*train)
-    size = min(batch_size, len(dataset))
-    sampler = torch.utils.data.RandomSampler(dataset, num_samples=steps_per_epoch * size,
-                                             generator=torch.Generator().manual_seed(seed))
-    loader = torch.utils.data.DataLoader(
-        dataset, sampler=torch.utils.data.BatchSampler(sampler, size, drop_last=False),
-        batch_size=None)
-    best, best_epoch, best_state, curve = -np.inf, 0, None, []
-    t0, train_seconds, epoch = time.perf_counter(), 0.0, 0
-    for epoch in range(1, max_epochs + 1):
-        t1 = time.perf_counter()
-        vnet.fit(loader, n_epochs=1)
-        train_seconds += time.perf_counter() - t1
-        score = vamp2(module, validation, epsilon=vnet.epsilon)
-        score = score if np.isfinite(score) else -np.inf
-        curve.append(round(score, 5))
-        sched.step(score)
-        if score > best + min_improvement:
-            best, best_epoch = score, epoch
-            best_state = _copy.deepcopy(module.state_dict())
-        elif epoch - best_epoch >= patience:
-            break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return {"val_vamp2": float(best), "best_epoch": best_epoch, "epochs": epoch,
-            "val_curve": curve, "seconds": round(time.perf_counter() - t0, 2),
-            "seconds_per_step": train_seconds / max(1, epoch * steps_per_epoch)}

@@ -38,7 +38,8 @@ from ..deeptime import (
 )
 from .recipe import VAMPNetRecipe
 
-__all__ = ["VAMPNetRecipe", "make_lobe", "train_vampnet", "transform"]
+__all__ = ["VAMPNetRecipe", "fit_with_early_stopping", "make_lobe", "pairs_of",
+           "train_vampnet", "transform", "validation_score"]
 
 
 def make_lobe(shape: tuple[int, ...], recipe: VAMPNetRecipe) -> tuple[torch.nn.Module, str,
@@ -68,15 +69,113 @@ def make_lobe(shape: tuple[int, ...], recipe: VAMPNetRecipe) -> tuple[torch.nn.M
     return factory(width), kind, width
 
 
-def _pairs(pieces: list[np.ndarray], lag: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Time-lagged pairs inside every piece (none across pieces), float32 tensors."""
+def pairs_of(pieces: list[np.ndarray], lag: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Time-lagged pairs ``(x_t, x_{t+lag})`` inside every piece (none across pieces).
+
+    Works for feature pieces and for the ``(T, 1)`` frame-index pieces of
+    :meth:`geomfeat.evaluate.finetune.LayerCache.frame_indices` alike; two float32 tensors.
+
+    Raises
+    ------
+    ValueError
+        If no piece is longer than ``lag``.
+    """
     x0 = [p[:-lag] for p in pieces if len(p) > lag]
     xt = [p[lag:] for p in pieces if len(p) > lag]
+    if not x0:
+        raise ValueError(f"no piece is longer than the lag time {lag}")
     return (torch.from_numpy(np.ascontiguousarray(np.concatenate(x0), dtype=np.float32)),
             torch.from_numpy(np.ascontiguousarray(np.concatenate(xt), dtype=np.float32)))
 
 
-def _train_once(shape, train, val, lag, recipe, seed, device) -> dict:
+@torch.no_grad()
+def validation_score(vnet: Any, module: torch.nn.Module,
+                     pairs: tuple[torch.Tensor, torch.Tensor], *,
+                     batch_size: int | None = None) -> float:
+    """``vnet``'s score (its method, mode and epsilon) of ``module``'s outputs on ``pairs``.
+
+    All pairs enter one covariance estimate, as in deeptime's ``VAMPNet.validate``; the outputs
+    are computed in batches of ``batch_size`` frames (None: all at once) so that a module that
+    runs an encoder (fine-tuning) fits in memory. Non-finite scores are returned as -inf.
+    """
+    from deeptime.decomposition.deep import vamp_score
+
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    step = batch_size or max(1, len(pairs[0]))
+    out = [torch.cat([module(x[i:i + step].to(device)) for i in range(0, len(x), step)])
+           for x in pairs]
+    module.train(was_training)
+    score = float(vamp_score(out[0], out[1], method=vnet.score_method, mode=vnet.score_mode,
+                             epsilon=vnet.epsilon))
+    return score if np.isfinite(score) else -np.inf
+
+
+def fit_with_early_stopping(vnet: Any, module: torch.nn.Module,
+                            train: tuple[torch.Tensor, torch.Tensor],
+                            validation: tuple[torch.Tensor, torch.Tensor], *,
+                            batch_size: int = 256, steps_per_epoch: int = 50,
+                            max_epochs: int = 30, patience: int = 8, lr_patience: int = 4,
+                            lr_factor: float = 0.5, min_lr: float = 1e-5,
+                            min_improvement: float = 1e-4, seed: int = 0,
+                            eval_batch_size: int | None = None) -> dict[str, Any]:
+    """Train a deeptime ``VAMPNet``, keeping the weights of its best validation epoch.
+
+    An epoch is ``steps_per_epoch`` mini-batches of ``batch_size`` pairs drawn from the
+    reshuffled training pairs (seeded by ``seed``), then one validation score
+    (:func:`validation_score`). Every learning rate of the optimizer is multiplied by
+    ``lr_factor`` (down to ``min_lr``) after ``lr_patience`` epochs without a better score
+    (by more than ``min_improvement``); training stops after ``patience`` such epochs or
+    ``max_epochs``. ``module`` (the lobe; for fine-tuning, with its trainable encoder layers)
+    gets the weights of the best epoch back and is left in eval mode.
+
+    Returns
+    -------
+    dict
+        ``val_vamp2`` (best), ``best_epoch``, ``epochs``, ``steps``, ``stopped_early``,
+        ``final_lr``, ``seconds``, ``seconds_per_step`` (training only), ``val_curve`` and
+        ``train_curve`` (mean training-batch score per epoch).
+    """
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        vnet.optimizer, mode="max", factor=lr_factor, patience=lr_patience, min_lr=min_lr)
+    pairs = torch.utils.data.TensorDataset(*train)
+    size = min(batch_size, len(pairs))
+    sampler = torch.utils.data.RandomSampler(pairs, num_samples=steps_per_epoch * size,
+                                             generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        pairs, sampler=torch.utils.data.BatchSampler(sampler, size, drop_last=False),
+        batch_size=None)
+    best, best_epoch, best_state, curve, train_curve = -np.inf, 0, None, [], []
+    t0, train_seconds, epoch = time.perf_counter(), 0.0, 0
+    batch_scores: list[float] = []
+    for epoch in range(1, max_epochs + 1):
+        batch_scores.clear()
+        t1 = time.perf_counter()
+        vnet.fit(loader, n_epochs=1,
+                 train_score_callback=lambda _s, v: batch_scores.append(float(v)))
+        train_seconds += time.perf_counter() - t1
+        score = validation_score(vnet, module, validation, batch_size=eval_batch_size)
+        curve.append(round(score, 5))
+        train_curve.append(round(float(np.mean(batch_scores)), 5) if batch_scores else None)
+        sched.step(score)
+        if score > best + min_improvement:
+            best, best_epoch = score, epoch
+            best_state = copy.deepcopy(module.state_dict())
+        elif epoch - best_epoch >= patience:
+            break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return {"val_vamp2": float(best), "best_epoch": best_epoch, "epochs": epoch,
+            "steps": epoch * steps_per_epoch, "stopped_early": epoch < max_epochs,
+            "final_lr": vnet.optimizer.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - t0, 2),
+            "seconds_per_step": train_seconds / max(1, epoch * steps_per_epoch),
+            "val_curve": curve, "train_curve": train_curve}
+
+
+def _train_once(shape, train, val, recipe, seed, device) -> dict:
     from deeptime.decomposition.deep import VAMPNet
 
     torch.manual_seed(seed)
@@ -84,48 +183,14 @@ def _train_once(shape, train, val, lag, recipe, seed, device) -> dict:
     lobe = lobe.to(device)
     vnet = VAMPNet(lobe=lobe, learning_rate=recipe.lr, device=device, epsilon=recipe.epsilon,
                    score_mode=recipe.score_mode)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        vnet.optimizer, mode="max", factor=recipe.lr_factor, patience=recipe.lr_patience,
-        min_lr=recipe.min_lr)
-    x0, xt = train
-    pairs = torch.utils.data.TensorDataset(x0, xt)
-    gen = torch.Generator().manual_seed(seed)
-    sampler = torch.utils.data.RandomSampler(
-        pairs, num_samples=recipe.steps_per_epoch * min(recipe.batch_size, len(pairs)),
-        generator=gen)
-    batches = torch.utils.data.BatchSampler(sampler, min(recipe.batch_size, len(pairs)),
-                                            drop_last=False)
-    loader = torch.utils.data.DataLoader(pairs, sampler=batches, batch_size=None)
-    val_loader = [(val[0], val[1])]
-    best, best_epoch, best_state, curve, train_curve = -np.inf, 0, None, [], []
-    t0 = time.perf_counter()
-    epoch = 0
-    batch_scores: list[float] = []
-    for epoch in range(1, recipe.max_epochs + 1):
-        batch_scores.clear()
-        vnet.fit(loader, n_epochs=1, validation_loader=val_loader,
-                 train_score_callback=lambda _s, v: batch_scores.append(float(v)))
-        score = float(vnet.validation_scores[-1][1])
-        if not np.isfinite(score):
-            score = -np.inf
-        curve.append(round(score, 5))
-        train_curve.append(round(float(np.mean(batch_scores)), 5) if batch_scores else None)
-        sched.step(score)
-        if score > best + recipe.min_improvement:
-            best, best_epoch = score, epoch
-            best_state = copy.deepcopy(lobe.state_dict())
-        elif epoch - best_epoch >= recipe.patience:
-            break
-    if best_state is not None:
-        lobe.load_state_dict(best_state)
-    lobe.eval()
+    run = fit_with_early_stopping(
+        vnet, lobe, train, val, batch_size=recipe.batch_size,
+        steps_per_epoch=recipe.steps_per_epoch, max_epochs=recipe.max_epochs,
+        patience=recipe.patience, lr_patience=recipe.lr_patience, lr_factor=recipe.lr_factor,
+        min_lr=recipe.min_lr, min_improvement=recipe.min_improvement, seed=seed)
+    del run["seconds_per_step"]
     return {"lobe": lobe, "kind": kind, "width": width, "params": count_parameters(lobe),
-            "val_vamp2": float(best), "best_epoch": best_epoch, "epochs": epoch,
-            "steps": epoch * recipe.steps_per_epoch,
-            "stopped_early": epoch < recipe.max_epochs,
-            "final_lr": vnet.optimizer.param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - t0, 2), "val_curve": curve,
-            "train_curve": train_curve}
+            **run}
 
 
 def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: int,
@@ -153,9 +218,9 @@ def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: in
         training curves, epochs, best epoch, seconds, ...; no modules).
     """
     shape = tuple(train[0].shape[1:])
-    tr = _pairs(train, lag)
-    va = _pairs(validation, lag)
-    runs = [_train_once(shape, tr, va, lag, recipe, 1000 * seed + r, device)
+    tr = pairs_of(train, lag)
+    va = pairs_of(validation, lag)
+    runs = [_train_once(shape, tr, va, recipe, 1000 * seed + r, device)
             for r in range(recipe.restarts)]
     best = int(np.argmax([r["val_vamp2"] for r in runs]))
     lobe = runs[best]["lobe"]
