@@ -13,7 +13,7 @@ Requirements (not needed by the package itself or its tests)::
 
 Usage::
 
-    python examples/make_peptide.py [--n-traj 5] [--ns 2.5] [--out DIR] [--seed 2026]
+    python examples/make_peptide.py [--n-traj 8] [--ns 2.5] [--frame-ps 2] [--out DIR] [--seed 2026]
     python examples/make_peptide.py --speed-test 10     # ns/day for 10 s, writes nothing
 
 Setup
@@ -80,9 +80,9 @@ TIMESTEP = 4.0 * unit.femtosecond
 HYDROGEN_MASS = 3.0 * unit.amu
 EQUILIBRATION_TIME = 100.0 * unit.picosecond
 
-DEFAULT_N_TRAJ = 5
+DEFAULT_N_TRAJ = 8
 DEFAULT_NS = 2.5
-DEFAULT_FRAME_PS = 1.0
+DEFAULT_FRAME_PS = 2.0
 DEFAULT_SEED = 2026
 DEFAULT_OUT = Path(__file__).resolve().parent / "peptide"
 

@@ -101,15 +101,25 @@ def fetch_weights(model: str | ModelCard, *, progress: bool = True) -> Path:
     Returns
     -------
     pathlib.Path
-        Path of the checkpoint inside :func:`cache_dir`.
+        Path of the checkpoint inside :func:`cache_dir`; for a local model card (one written
+        by ``geomfeat pretrain``), the checkpoint beside the card, verified where it is.
 
     Raises
     ------
     WeightsError
         If the file cannot be fetched (the message names the URL and both settings) or its
-        SHA-256 does not match the registry.
+        SHA-256 does not match the registry or the model card.
     """
     card = get_model_card(model)
+    if card.path:  # a local model card: verify its checkpoint where it is, never download
+        path = Path(card.path)
+        if not path.is_file():
+            raise WeightsError(f"checkpoint {path} of model card {card.name!r} not found")
+        if pooch.file_hash(str(path)) != card.sha256:
+            raise WeightsError(f"checkpoint {path} does not match the SHA-256 of model card "
+                               f"{card.name!r} (expected {card.sha256}); it was changed or "
+                               "replaced after the card was written")
+        return path
     url = weights_url(card)
     folder = cache_dir()
     local = _local_source(url)

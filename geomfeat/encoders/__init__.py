@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pooch
 import torch
 
 from ..download import fetch_weights
@@ -114,16 +113,7 @@ def load_encoder(
         Show a progress bar while downloading.
     """
     card = get_model_card(model)
-    if card.path:  # a local model card: verify its checkpoint where it is
-        path = Path(card.path)
-        if not path.is_file():
-            raise WeightsError(f"checkpoint {path} of model card {card.name!r} not found")
-        if pooch.file_hash(str(path)) != card.sha256:
-            raise WeightsError(f"checkpoint {path} does not match the SHA-256 of model card "
-                               f"{card.name!r} (expected {card.sha256}); it was changed or "
-                               "replaced after the card was written")
-    else:
-        path = fetch_weights(card, progress=progress)
+    path = fetch_weights(card, progress=progress)
     return build_encoder(card, read_state_dict(path)).to(device=device, dtype=dtype)
 
 

@@ -157,16 +157,10 @@ def _initial_model(config: PretrainConfig) -> tuple[DenoisingModel, ModelCard | 
                                 f"{', '.join(ARCHITECTURES)}")
         torch.manual_seed(config.seed)
         return DenoisingModel(config.architecture, config.hyperparameters()), None, {}, False
+    from ..download import fetch_weights
+
     parent = get_model_card(config.init)
-    if parent.path:
-        from ..encoders import load_encoder
-
-        load_encoder(parent, progress=False)  # verifies the card's checkpoint hash
-        path = Path(parent.path)
-    else:
-        from ..download import fetch_weights
-
-        path = fetch_weights(parent, progress=False)
+    path = fetch_weights(parent, progress=False)  # a local card's checkpoint: hash verified
     torch.manual_seed(config.seed)  # a fresh head where the file has none
     model = DenoisingModel(parent.architecture, parent.hyperparameters)
     head, carried = load_state(model, read_state_dict(path), f"checkpoint {path.name}")
