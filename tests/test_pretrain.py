@@ -161,6 +161,10 @@ def test_a_card_round_trips_into_geomfeaturizer_the_cli_and_the_model_list(tmp_p
     np.testing.assert_array_equal(np.load(out), emb)
     assert main(["models"]) == 0
     assert "tiny " in capsys.readouterr().out
+    from geomfeat.evaluate.features import parse_spec  # geomfeat compare takes it too
+
+    assert parse_spec("tiny:residue")[0]["model"] == "tiny"
+    assert parse_spec(f"{result.card}:graph")[0]["model"] == str(result.card)
 
 
 def test_a_tampered_checkpoint_or_unseen_elements_are_refused(tmp_path):

@@ -3,7 +3,9 @@
 Spec strings
 ------------
 ``MODEL[:POOL[:FEATURES[:LAYERS]]]``
-    A registered encoder's readout (``geomfeat.list_models()``), e.g. ``visnet-denali`` (=
+    An encoder's readout: a registered name (``geomfeat.list_models()``), a model trained with
+    ``geomfeat pretrain`` (installed in the local-models folder, or its card's path), e.g.
+    ``visnet-denali`` (=
     ``visnet-denali:graph:scalar:last``), ``visnet-denali:residue:invariant:all``,
     ``et-denali:graph:scalar:0,2,5``. ``POOL`` graph, residue or residue-local (tokens
     ``(R, C)``);
@@ -177,8 +179,9 @@ def parse_spec(spec: str) -> list[dict]:
     GeomfeatError
         An unknown name, pool, features or layers value.
     """
+    from ..errors import UnknownModelError
     from ..pooling import FEATURES
-    from ..registry import list_models
+    from ..registry import get_model_card, list_local_models, list_models
 
     spec = spec.strip()
     if not spec:
@@ -195,10 +198,13 @@ def parse_spec(spec: str) -> list[dict]:
             parts.append({"kind": "distances" if item == "heavy-distances" else item})
             continue
         model, *rest = item.split(":")
-        if model not in list_models():
+        try:
+            get_model_card(model)  # registered, a local model or a model card's path
+        except UnknownModelError:
+            known = [*list_models(), *(card.name for card in list_local_models())]
             raise GeomfeatError(f"feature set {item!r}: not an encoder "
-                                f"({', '.join(list_models())}), nor one of "
-                                f"{', '.join(CLASSICAL)}, nor npy:PATH")
+                                f"({', '.join(known)}, or a model card's path), nor one of "
+                                f"{', '.join(CLASSICAL)}, nor npy:PATH") from None
         if len(rest) > 3:
             raise GeomfeatError(f"feature set {item!r}: expected MODEL[:POOL[:FEATURES[:LAYERS]]]")
         pool, features, layers = (rest + ["graph", "scalar", "last"][len(rest):])
@@ -270,12 +276,15 @@ class _Readouts:
 
     def _files(self, path: str) -> dict[str, Path]:
         from .._version import __version__
+        from ..registry import get_model_card
 
-        key = _file_key([path, self.trajs.top], model=self.model, select=self.select,
-                        reduce=self.reduce, stride=self.trajs.stride, version=__version__,
-                        all_layers=self.all_layers, **({"local": True} if self.local else {}))
+        card = get_model_card(self.model)  # the weights' hash: a retrained card is not reused
+        key = _file_key([path, self.trajs.top], model=self.model, weights=card.sha256,
+                        select=self.select, reduce=self.reduce, stride=self.trajs.stride,
+                        version=__version__, all_layers=self.all_layers,
+                        **({"local": True} if self.local else {}))
         stem = Path(path).stem
-        return {k: self.cache / f"{stem}_{self.model}_{key}_{k}.npy" for k in self.KEYS}
+        return {k: self.cache / f"{stem}_{card.name}_{key}_{k}.npy" for k in self.KEYS}
 
     def data(self) -> dict[str, list[np.ndarray]]:
         if self._data is None:
