@@ -233,38 +233,29 @@ def _embed(args: argparse.Namespace) -> int:
         from .elements import read_elements_file
 
         elements = read_elements_file(args.elements)  # a bad file fails before any reading
-    featurizer = GeomFeaturizer(
-        args.model, select=args.select, heavy=args.heavy, elements=elements,
-        allow_unseen_elements=args.allow_unseen_elements, pool=args.pool, reduce=args.reduce,
-        features=args.features, layers=args.layers,
-        batch_size=args.batch_size, memory_budget=args.memory_budget,
-        device=args.device, dtype=args.dtype, progress=False, pbc=args.pbc,
-        check_units=args.check_units,
-    )
-    pooch_logger = logging.getLogger("pooch")
-    level = pooch_logger.level
-    if args.quiet:
-        pooch_logger.setLevel(logging.WARNING)  # its "Downloading ..." line
-    with _client(args) as client, _restore_level(pooch_logger, level):
-        result = embed_jobs(
-            featurizer, jobs, top, start=args.start, stop=args.stop, stride=args.stride,
-            overwrite=args.overwrite, client=client, frames_per_task=args.frames_per_task,
-            threads=args.threads, progress=not args.quiet, manifest=manifest,
-            wait=args.wait, option_style="cli",
+    from .download import quiet_downloads
+
+    with quiet_downloads(args.quiet):  # also when the featurizer fetches the weights
+        featurizer = GeomFeaturizer(
+            args.model, select=args.select, heavy=args.heavy, elements=elements,
+            allow_unseen_elements=args.allow_unseen_elements, pool=args.pool,
+            reduce=args.reduce, features=args.features, layers=args.layers,
+            batch_size=args.batch_size, memory_budget=args.memory_budget,
+            device=args.device, dtype=args.dtype, progress=False, pbc=args.pbc,
+            check_units=args.check_units,
         )
+        with _client(args) as client:
+            result = embed_jobs(
+                featurizer, jobs, top, start=args.start, stop=args.stop, stride=args.stride,
+                overwrite=args.overwrite, client=client, frames_per_task=args.frames_per_task,
+                threads=args.threads, progress=not args.quiet, manifest=manifest,
+                wait=args.wait, option_style="cli",
+            )
     if not args.quiet:
         where = jobs[0][1] if len(jobs) == 1 else Path(args.output)
         print(f"{where}: {result.count('written')} written, {result.count('complete')} "
               "already complete", file=sys.stderr)
     return 0
-
-
-@contextmanager
-def _restore_level(logger: logging.Logger, level: int) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _models(_: argparse.Namespace) -> int:

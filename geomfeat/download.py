@@ -17,8 +17,11 @@ does not match is deleted and reported; it never stays in the cache.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -27,7 +30,7 @@ import pooch
 from .errors import WeightsError
 from .registry import ModelCard, get_model_card
 
-__all__ = ["cache_dir", "fetch_weights", "is_cached", "weights_url"]
+__all__ = ["cache_dir", "fetch_weights", "is_cached", "quiet_downloads", "weights_url"]
 
 CACHE_ENV = "GEOMFEAT_CACHE"
 URL_ENV = "GEOMFEAT_WEIGHTS_URL"
@@ -150,3 +153,20 @@ def fetch_weights(model: str | ModelCard, *, progress: bool = True) -> Path:
             f"holding the file, or put the file into the cache folder ({CACHE_ENV})."
         ) from exc
     return Path(path)
+
+
+@contextmanager
+def quiet_downloads(quiet: bool = True) -> Iterator[None]:
+    """Silence pooch's "Downloading data from ..." line inside the block (when ``quiet``).
+
+    pooch logs through its own ``logging.Logger("pooch")`` object with a handler on stderr; it
+    is not ``logging.getLogger("pooch")``, so its level is set on :func:`pooch.get_logger`.
+    """
+    logger = pooch.get_logger()
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

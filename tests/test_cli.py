@@ -62,6 +62,24 @@ def test_models_lists_registry_and_cache_state(capsys, weights_url, monkeypatch,
     assert str(tmp_path) in out
 
 
+def test_quiet_runs_print_nothing_even_when_they_download_the_weights(
+        example_files, tmp_path, weights_url):
+    """pooch logs "Downloading data from ..." through its own Logger object (not
+    ``logging.getLogger("pooch")``); ``-q`` silences it. A fresh process and cache, as a user's
+    first run."""
+    import os
+
+    xtc, pdb = map(str, example_files)
+    env = {**os.environ, "GEOMFEAT_CACHE": str(tmp_path / "fresh-cache")}
+    for args in (["embed", xtc, pdb, "-o", str(tmp_path / "e.npy"), "--stop", "4"],
+                 ["compare", pdb, xtc, "--stride", "10", "--lag", "20ps", "--seeds", "0",
+                  "--no-vampnet", "--features", "visnet-denali", "-o", str(tmp_path / "c")]):
+        run = subprocess.run([sys.executable, "-m", "geomfeat", *args, "-q"], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert (run.returncode, run.stdout, run.stderr) == (0, "", ""), args[0]
+    assert (tmp_path / "fresh-cache" / "visnet_l6_h64_rbf64_r75.pth").is_file()  # fetched
+
+
 def bad_runs(xtc, pdb, tmp_path):
     small = tmp_path / "small.pdb"
     md.load(pdb).atom_slice(range(10)).save_pdb(str(small))

@@ -82,6 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``geomfeat compare`` from parsed arguments; returns the exit status."""
+    from ..download import quiet_downloads
     from .protocol import compare
     from .recipe import VAMPNetRecipe
 
@@ -95,16 +96,17 @@ def run(args: argparse.Namespace) -> int:
                            steps_per_epoch=args.steps_per_epoch, max_epochs=args.max_epochs,
                            patience=args.patience, lr_patience=args.lr_patience,
                            restarts=args.restarts)
-    result = compare(
-        args.top, args.trajs, args.lag, features=args.features,
-        reference=None if args.reference.lower() == "none" else args.reference,
-        seeds=args.seeds, split=args.split, n_blocks=args.n_blocks,
-        val_fraction=args.val_fraction, test_fraction=args.test_fraction, stride=args.stride,
-        timestep=args.timestep, n_linear=args.linear_k, vampnet=not args.no_vampnet,
-        recipe=recipe, select=args.select, reduce=args.reduce, cache=args.cache,
-        device=args.device, threads=args.threads, out=out, name=args.name,
-        log=None if args.quiet else _stderr,
-        command="geomfeat " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])))
+    with quiet_downloads(args.quiet):
+        result = compare(
+            args.top, args.trajs, args.lag, features=args.features,
+            reference=None if args.reference.lower() == "none" else args.reference,
+            seeds=args.seeds, split=args.split, n_blocks=args.n_blocks,
+            val_fraction=args.val_fraction, test_fraction=args.test_fraction, stride=args.stride,
+            timestep=args.timestep, n_linear=args.linear_k, vampnet=not args.no_vampnet,
+            recipe=recipe, select=args.select, reduce=args.reduce, cache=args.cache,
+            device=args.device, threads=args.threads, out=out, name=args.name,
+            log=None if args.quiet else _stderr,
+            command="geomfeat " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])))
     if not args.quiet:
         print(f"{out / args.name}.md: {len(result.feature_sets)} feature sets", file=sys.stderr)
     return 0

@@ -106,6 +106,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``geomfeat pretrain`` with parsed ``args``; returns the exit status."""
+    from ..download import quiet_downloads
     from ..errors import GeomfeatError
     from .datasets import open_source
     from .train import PretrainConfig, pretrain, quiet_lightning
@@ -130,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
         raise GeomfeatError(f"--sigma must be positive, got {config.sigma}")
     sources = [open_source(path, args.top, select=args.select, start=args.start,
                            stop=args.stop, stride=args.stride) for path in args.data]
-    result = pretrain(sources, args.output, config, name=args.name, resume=args.resume,
-                      progress=not args.quiet, install=args.install)
+    with quiet_downloads(args.quiet):
+        result = pretrain(sources, args.output, config, name=args.name, resume=args.resume,
+                          progress=not args.quiet, install=args.install)
     print(f"{result.card}: {result.steps} steps, {result.epochs} epochs, train loss "
           f"{result.train_loss:.4g}, best validation loss {result.val_loss:.4g} "
           f"({result.seconds:.0f} s)", file=sys.stderr)
