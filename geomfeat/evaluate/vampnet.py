@@ -188,7 +188,6 @@ def _train_once(shape, train, val, recipe, seed, device) -> dict:
         steps_per_epoch=recipe.steps_per_epoch, max_epochs=recipe.max_epochs,
         patience=recipe.patience, lr_patience=recipe.lr_patience, lr_factor=recipe.lr_factor,
         min_lr=recipe.min_lr, min_improvement=recipe.min_improvement, seed=seed)
-    del run["seconds_per_step"]
     return {"lobe": lobe, "kind": kind, "width": width, "params": count_parameters(lobe),
             **run}
 
