@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,6 +58,43 @@ class Terminated(KeyboardInterrupt):
 
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated
+
+
+@contextmanager
+def interrupts_not_lost() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` and no interrupt is lost.
+
+    Python raises a signal's exception wherever the main thread is, which may be a ``__del__``
+    method or a weakref callback run by the garbage collector. An exception there is reported
+    to :data:`sys.unraisablehook` and dropped, and the run would go on to its end. Here the hook
+    sends such an interrupt (Ctrl-C or SIGTERM) to the main thread again, where it is raised
+    in ordinary code: the signal is sent again 10 ms later, from a timer thread (sent at once,
+    it would be handled inside the hook, and dropped again; should it land in a finalizer
+    again, it is sent again). Outside the main thread the block changes nothing.
+    """
+    try:
+        previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    previous_hook = sys.unraisablehook
+
+    def redeliver(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            terminated = isinstance(unraisable.exc_value, Terminated)
+            signum = signal.SIGTERM if terminated else signal.SIGINT
+            again = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+            again.daemon = True
+            again.start()
+        else:
+            previous_hook(unraisable)
+
+    sys.unraisablehook = redeliver
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous_hook
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 def _layers(text: str) -> str | list[int]:
@@ -283,11 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for reports
     try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        previous = None
-    try:
-        with warnings.catch_warnings():
+        with interrupts_not_lost(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="MDAnalysis")
             warnings.showwarning = _one_line_warning
             from .evaluate.cli import run as _compare
@@ -309,9 +344,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"geomfeat: interrupted; finished outputs kept, unfinished ones removed"
               f"{_notes(exc)}", file=sys.stderr)
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _notes(exc: BaseException) -> str:

@@ -169,8 +169,9 @@ def quiet_failed_readers() -> Iterator[None]:
     def hook(unraisable: Any) -> None:
         where = getattr(unraisable.object, "__qualname__", "")
         module = getattr(unraisable.object, "__module__", "") or ""
-        if where.endswith("__del__") and module.startswith("MDAnalysis"):
-            return
+        if (isinstance(unraisable.exc_value, Exception) and where.endswith("__del__")
+                and module.startswith("MDAnalysis")):
+            return  # not an interrupt that happened to arrive during the __del__
         previous(unraisable)
 
     sys.unraisablehook = hook
