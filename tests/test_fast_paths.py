@@ -135,3 +135,38 @@ def test_compile_on_cpu_block_switches_auto_mode_for_the_cpu(monkeypatch):
     monkeypatch.setenv(layers.COMPILE_ENV, "never")
     with layers.compile_on_cpu(True):
         assert not fn.wanted(cpu)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fast_vector_norm_equals_pyg_vec_layer_norm(dtype):
+    """MaxMinVecNorm (lengths as sqrt of summed squares) is PyG's VecLayerNorm to rounding."""
+    from torch_geometric.nn.models.visnet import VecLayerNorm
+
+    from geomfeat.encoders.visnet import MaxMinVecNorm
+
+    pyg = VecLayerNorm(16, trainable=True)
+    with torch.no_grad():
+        pyg.weight.copy_(torch.linspace(0.5, 1.5, 16))
+    ours = MaxMinVecNorm.like(pyg)
+    assert isinstance(ours.weight, torch.nn.Parameter) and torch.equal(ours.weight, pyg.weight)
+    vec = torch.randn(50, 3, 16, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    vec[3] = 0.0  # an atom without vector features
+    vec[7, :, 5] = 0.0  # one zero channel
+    vec[9, :, :] = vec[9, :, :1]  # all channels of equal length (span zero)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(ours(vec.to(dtype)), pyg(vec), rtol=tol, atol=tol)
+    assert torch.equal(ours(torch.zeros_like(vec)), pyg(torch.zeros_like(vec)))
+
+
+def test_fast_vector_norm_has_finite_gradients_at_zero_vectors():
+    """Before: PyG returned early for all-zero input; without that, sqrt(0) would give NaN."""
+    from torch_geometric.nn.models.visnet import VecLayerNorm
+
+    from geomfeat.encoders.visnet import MaxMinVecNorm
+
+    norm = MaxMinVecNorm.like(VecLayerNorm(8, trainable=True))
+    vec = torch.zeros(4, 3, 8, requires_grad=True)
+    vec2 = torch.randn(4, 3, 8).requires_grad_()
+    (norm(vec).sum() + norm(vec2).square().sum()).backward()
+    assert torch.isfinite(vec.grad).all() and torch.isfinite(vec2.grad).all()
+    assert torch.isfinite(norm(torch.zeros(4, 3, 8, dtype=torch.float16))).all()

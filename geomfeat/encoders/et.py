@@ -46,12 +46,16 @@ def _attention_messages(q: Tensor, k: Tensor, v: Tensor, vec: Tensor, src: Tenso
     heads, dim = q.shape[1], q.shape[2]
     h = heads * dim
     dk, dv = torch.split(F.silu(F.linear(rbf, w_kv, b_kv)), (h, 3 * h), dim=1)
-    attn = F.silu((q[trg] * k[src] * dk.view(e, heads, dim)).sum(dim=-1)) * envelope.unsqueeze(-1)
-    value = v[src] * dv.view(e, heads, 3, dim)  # scalar message, vec gate, direction gate
+    # index_select, not q[trg]: advanced indexing is ~5x slower on the CPU
+    qk = q.index_select(0, trg) * k.index_select(0, src)
+    attn = F.silu((qk * dk.view(e, heads, dim)).sum(dim=-1)) * envelope.unsqueeze(-1)
+    # scalar message, vec gate, direction gate
+    value = v.index_select(0, src) * dv.view(e, heads, 3, dim)
     msg_x = (value[:, :, 0] * attn.unsqueeze(-1)).reshape(e, h)
     gate_vec = value[:, :, 1].reshape(e, 1, h)
     gate_dir = value[:, :, 2].reshape(e, 1, h)
-    msg_vec = torch.addcmul(vec[src] * gate_vec, direction.unsqueeze(-1), gate_dir)
+    msg_vec = torch.addcmul(vec.index_select(0, src) * gate_vec, direction.unsqueeze(-1),
+                            gate_dir)
     agg_x.index_add_(0, trg, msg_x.to(agg_x.dtype))
     agg_vec.index_add_(0, trg, msg_vec.to(agg_vec.dtype))
 

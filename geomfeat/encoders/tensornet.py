@@ -149,7 +149,8 @@ def _embedding_messages(atom: Tensor, src: Tensor, trg: Tensor, envelope: Tensor
                         b_rbf: Tensor, part: Tensor, parts: Tensor) -> None:
     """Initial-tensor messages of one chunk of edges, added into ``parts (N, 10, H)``."""
     h = atom.shape[1]
-    pair = F.linear(torch.cat((atom[trg], atom[src]), dim=-1), w_pair, b_pair)
+    ends = (atom.index_select(0, trg), atom.index_select(0, src))  # not atom[trg]: ~5x slower
+    pair = F.linear(torch.cat(ends, dim=-1), w_pair, b_pair)
     pair = pair * envelope.unsqueeze(-1)  # (e, H)
     factor = F.linear(rbf, w_rbf, b_rbf).view(-1, 3, h) * pair.unsqueeze(1)
     message = geometry.unsqueeze(-1) * factor.index_select(1, part)
@@ -168,7 +169,7 @@ def _interaction_messages(parts: Tensor, src: Tensor, trg: Tensor, envelope: Ten
     h = parts.shape[2]
     factor = F.silu(F.linear(F.silu(F.linear(F.silu(F.linear(rbf, w1, b1)), w2, b2)), w3, b3))
     factor = (factor * envelope.unsqueeze(-1)).view(-1, 3, h)
-    message = parts[src] * factor.index_select(1, part)
+    message = parts.index_select(0, src) * factor.index_select(1, part)
     gathered.index_add_(0, trg, message.to(gathered.dtype))
 
 
