@@ -43,26 +43,27 @@ step() {  # step NAME MAX_SECONDS COMMAND...: run with a timeout that respects t
     echo "== $name: exit $? at t=${SECONDS}s"
 }
 
-# 1. Throughput of the default (compiled) paths beside the naive baseline, one process, peak
+# 1. Whole pipeline: encoder alone vs reading vs geomfeat embed on 4 XTC files (first: the
+#    one GPU figure still missing; it ran out of budget as the last step before).
+step pipeline 100 python3 benchmarks/throughput.py --device cuda --oracle "$ORACLE" \
+    --models visnet-denali --configs --pipeline 4:1000:1000 \
+    --out "$OUT/pipeline_gpu.json" > "$OUT/pipeline.log" 2>&1; tail -2 "$OUT/pipeline.log"
+# 2. Throughput of the default (compiled) paths beside the naive baseline, one process, peak
 #    GPU memory per row; protein batch 48 stays under 8 GiB. (Add "never" to --compile-modes
 #    for the eager paths too: ~20 s more.)
 step throughput 80 python3 benchmarks/profile_encoders.py --device cuda --oracle "$ORACLE" \
     --configs t4l_heavy:48 ala2_heavy:16384 --compile-modes auto --naive --repeats 2 \
     --out "$OUT/throughput_gpu.json" 2>&1 | grep -v USDT | tee "$OUT/throughput_gpu.log"
-# 2. Tests marked gpu: CUDA equals CPU within float32; tf32 restores full float32.
+# 3. Tests marked gpu: CUDA equals CPU within float32; tf32 restores full float32.
 step pytest 55 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py \
     > "$OUT/pytest_gpu.log" 2>&1; tail -3 "$OUT/pytest_gpu.log"
-# 3. Reduced precision: error against the float64 oracle and speed (eager paths).
+# 4. Reduced precision: error against the float64 oracle and speed (eager paths).
 step precision 40 env GEOMFEAT_COMPILE=never python3 benchmarks/precision.py --device cuda \
     --oracle "$ORACLE" --batch ala2_heavy:4096 t4l_heavy:32 --repeats 2 \
     --out "$OUT/precision_gpu.json" > "$OUT/precision.log" 2>&1; tail -2 "$OUT/precision.log"
-# 4. Pre-training speed (the pretrain helper's script), when present.
+# 5. Pre-training speed (the pretrain helper's script), when present.
 if [[ -f benchmarks/pretrain_speed.py ]]; then
     step pretrain 35 python3 benchmarks/pretrain_speed.py --device cuda \
         > "$OUT/pretrain_speed.log" 2>&1; tail -5 "$OUT/pretrain_speed.log"
 fi
-# 5. Whole pipeline: encoder alone vs reading vs geomfeat embed on 4 XTC files.
-step pipeline 45 python3 benchmarks/throughput.py --device cuda --oracle "$ORACLE" \
-    --models visnet-denali --configs --pipeline 4:1000:1000 \
-    --out "$OUT/pipeline_gpu.json" > "$OUT/pipeline.log" 2>&1; tail -2 "$OUT/pipeline.log"
 echo "done at t=${SECONDS}s"
