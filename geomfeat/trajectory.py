@@ -624,7 +624,7 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
             raise InputError(f"{what} file is empty: {path}")
     check_roles(trajectory, topology)
     message = None
-    with quiet_failed_readers():  # a reader that failed to open must not print on collection
+    with quiet_failed_readers() as collect_failed:  # a failed reader must not print when freed
         try:
             import warnings
 
@@ -633,6 +633,8 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
                 universe = mda.Universe(os.fspath(topology), os.fspath(trajectory))
         except Exception as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if message is not None:
+            collect_failed()
     if message is not None:
         if "number of atoms" in message or "same number" in message:
             message = f"the files do not have the same number of atoms ({message})"

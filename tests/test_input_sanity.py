@@ -120,6 +120,23 @@ def test_unknown_devices_fail_when_the_featurizer_is_made():
 
 
 # --------------------------------------------------- 12. unreadable files: one line, no noise
+def test_only_a_failed_open_pays_for_a_full_garbage_collection(example_files, tmp_path,
+                                                                monkeypatch):
+    """Before: every open ran gc.collect() (0.2 s with PyTorch loaded), half the time of
+    ``geomfeat embed`` on 40 trajectories of 50 frames."""
+    import gc
+
+    xtc, pdb = example_files
+    calls = []
+    monkeypatch.setattr(gc, "collect", lambda *args: calls.append(args) or 0)
+    load_universe(xtc, pdb)
+    assert calls == []
+    (tmp_path / "text.xtc").write_text("not an XTC file, just text\n" * 4)
+    with pytest.raises(InputError, match="cannot read trajectory"):
+        load_universe(tmp_path / "text.xtc", pdb)
+    assert len(calls) == 1
+
+
 def test_empty_and_foreign_files_print_one_line_and_no_reader_traceback(example_files,
                                                                         tmp_path):
     """Before: MDAnalysis's ``Exception ignored in ReaderBase.__del__`` followed the error."""
