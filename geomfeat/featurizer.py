@@ -364,16 +364,17 @@ class GeomFeaturizer(Transformer, Model):
         ``batch_size`` overrides :meth:`resolve_batch_size` (a worker embedding part of a
         trajectory is given the batch size of the whole). The next batch is read and checked
         in a background thread while the encoder works on the current one
-        (:data:`PREFETCH_BATCHES`); batches come out in order, and a reading error is raised
-        only after every batch before it has been yielded.
+        (:data:`PREFETCH_BATCHES`; not for a single batch, where there is nothing to overlap);
+        batches come out in order, and a reading error is raised only after every batch before
+        it has been yielded.
         """
         if batch_size is None:
             batch_size = self.resolve_batch_size(reader, frames)
         self._compile_cpu = self._long_cpu_job(reader, frames)
         with tqdm(total=len(frames), unit="frame", disable=not self.progress,
                   desc=self.model, dynamic_ncols=True) as bar:
-            for batch in prefetched(self._checked_batches(reader, frames, batch_size),
-                                    PREFETCH_BATCHES):
+            depth = PREFETCH_BATCHES if len(frames) > batch_size else 0
+            for batch in prefetched(self._checked_batches(reader, frames, batch_size), depth):
                 boxes = batch.boxes if self.pbc else None
                 yield batch.frames, self.embed_positions(batch.positions, reader, boxes)
                 bar.update(len(batch.frames))

@@ -77,6 +77,30 @@ def test_prefetched_keeps_order_and_reads_in_another_thread():
     assert list(prefetched(iter(range(3)), depth=0)) == [0, 1, 2]
 
 
+@pytest.mark.parametrize(("n_frames", "thread"), [(8, "geomfeat-prefetch"), (4, "MainThread")])
+def test_reading_ahead_only_when_there_is_a_next_batch(n_frames, thread, monkeypatch,
+                                                        weights_url):
+    """A job of one batch reads in the calling thread: a read-ahead thread per file cost
+    ~30 ms a file on folders of short trajectories, with nothing to overlap."""
+    from geomfeat.trajectory import ArrayReader
+
+    pos = np.random.default_rng(0).normal(scale=3.0, size=(n_frames, 5, 3))
+    reader = ArrayReader((pos, np.array([6, 6, 7, 8, 6])), "all")
+    read_in = []
+    batches = reader.iter_batches
+
+    def recording(*args):
+        for batch in batches(*args):
+            read_in.append(threading.current_thread().name)
+            yield batch
+
+    monkeypatch.setattr(reader, "iter_batches", recording)
+    featurizer = GeomFeaturizer("visnet-denali", select="all", progress=False)
+    out = list(featurizer.iter_embeddings(reader, range(n_frames), batch_size=4))
+    assert sum(len(frames) for frames, _ in out) == n_frames
+    assert read_in[-1] == thread  # the last batch (before it, maybe the first frame alone)
+
+
 def test_prefetched_raises_a_reading_error_after_the_items_before_it():
     def items():
         yield 1
