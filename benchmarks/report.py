@@ -109,12 +109,14 @@ def interleaved_table(report: dict) -> str:
 def pipeline_table(report: dict) -> str:
     """Rows of ``throughput.py --pipeline``: encoder alone vs reading vs the whole command."""
     header = ["model", "files × frames", "batch", "read alone", "encoder alone",
-              "read + encode, inline", "read + encode, read-ahead thread", "geomfeat embed"]
+              "read + encode, inline", "read + encode, read-ahead thread", "geomfeat embed",
+              "geomfeat embed after start-up", "start-up (s)"]
     return _markdown(header, [
         [r["model"], f"{r['trajectories']} × {r['frames_each']:,}", str(r["batch"]),
          *(f"{r.get(k, float('nan')):,.1f}" for k in (
              "read_frames_per_s", "encoder_frames_per_s", "transform_inline_frames_per_s",
-             "transform_prefetch_frames_per_s", "command_frames_per_s"))]
+             "transform_prefetch_frames_per_s", "command_frames_per_s",
+             "command_after_startup_frames_per_s", "startup_seconds"))]
         for r in report["pipeline"]])
 
 
