@@ -29,6 +29,7 @@ conformer listed is kept (mdtraj's rule), on both paths.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import re
@@ -624,7 +625,7 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
             raise InputError(f"{what} file is empty: {path}")
     check_roles(trajectory, topology)
     message = None
-    with quiet_failed_readers() as collect_failed:  # a failed reader must not print when freed
+    with quiet_failed_readers():  # a reader that failed to open must not print when freed
         try:
             import warnings
 
@@ -634,7 +635,7 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
         except Exception as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if message is not None:
-            collect_failed()
+            gc.collect()  # the half-built reader, while its errors are silenced
     if message is not None:
         if "number of atoms" in message or "same number" in message:
             message = f"the files do not have the same number of atoms ({message})"

@@ -330,11 +330,10 @@ def test_quiet_mdanalysis_finalizers_still_pass_interrupts_on():
     """Before: an interrupt in an MDAnalysis ``__del__`` was dropped with its errors."""
 
     class Reader(SignalledWhileCollected):
-        pass
+        def __del__(self) -> None:
+            signal.raise_signal(self.signum)
 
-    Reader.__del__ = lambda self: signal.raise_signal(self.signum)
-    Reader.__del__.__qualname__ = "ReaderBase.__del__"
-    Reader.__del__.__module__ = "MDAnalysis.coordinates.base"
+    Reader.__del__.__module__ = "MDAnalysis.coordinates.base"  # as MDAnalysis' readers
     with interrupts_not_lost():
         with pytest.raises(Terminated):
             with quiet_failed_readers():
