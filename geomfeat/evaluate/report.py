@@ -7,7 +7,8 @@ Files written by :func:`write_report` into the output folder, for ``name``:
 - ``NAME_scores.png``    test VAMP-2 per feature set and lag, mean ± sd over seeds (bars);
 - ``NAME_its.png``       implied timescales against lag time (TICA on the seed-0 models'
                          outputs at the first lag: linear VAMP and VAMPNet);
-- ``NAME_fes.png``       free energy on the first two components of the seed-0 models;
+- ``NAME_fes.png``       free energy on the first two VAMP components of the seed-0 models
+                         at the first lag (linear VAMP, VAMP of the VAMPNet outputs);
 - ``NAME_training.png``  VAMPNet validation VAMP-2 against optimizer steps, every restart.
 """
 
@@ -123,8 +124,11 @@ def markdown(report: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# plots
+# plots: each _X_figure builds a matplotlib Figure (tests read its labels), _X_plot saves it
 # --------------------------------------------------------------------------------------------
+
+_MODEL_NAMES = {"linear": "linear VAMP", "vampnet": "VAMPNet"}
+
 
 def _plt():
     import matplotlib
@@ -135,17 +139,34 @@ def _plt():
     return plt
 
 
-def _scores_plot(report: dict, path: Path) -> None:
+def _save(fig, path: Path, dpi: int) -> None:
+    fig.savefig(path, dpi=dpi)
+    _plt().close(fig)
+
+
+def _lag_text(d: dict) -> str:
+    """``10 ps`` when the time step is known, else ``3 frames``."""
+    return f"{d['ps']:g} ps" if d.get("ps") is not None else f"{d['frames']} frames"
+
+
+def _legend_outside(fig, handles: list, labels: list[str]):
+    """One legend for the figure, right of the panels (constrained layout keeps it off them)."""
+    return fig.legend(handles, labels, loc="outside right upper", fontsize=7, frameon=False)
+
+
+def _scores_figure(report: dict):
     plt = _plt()
     names = list(report["scores"])
     lags = report["lags"]
     kmax = str(report["linear_dims"][-1])
-    models = [("linear", f"linear k={kmax}")]
+    n_seeds = len(report["splits"])
+    models = [("linear", f"linear VAMP (k = {kmax})")]
     if report["settings"]["vampnet"]:
-        models.append(("vampnet", "VAMPNet"))
+        n_states = report["settings"]["recipe"]["n_states"]
+        models.append(("vampnet", f"VAMPNet ({n_states} states)"))
     fig, axes = plt.subplots(1, len(models) * len(lags), figsize=(3.2 * len(models) * len(lags)
-                                                                   + 1, 0.35 * len(names) + 1.6),
-                             sharey=True, squeeze=False)
+                                                                   + 1.5, 0.35 * len(names) + 2),
+                             sharey=True, squeeze=False, layout="constrained")
     col = 0
     for model, title in models:
         for lag in lags:
@@ -164,19 +185,28 @@ def _scores_plot(report: dict, path: Path) -> None:
                     alpha=0.7, capsize=3)
             for i, v in enumerate(pts):
                 ax.plot(v, [i] * len(v), "k.", ms=3)
-            ax.set_title(f"{title}, lag {lag['text']}", fontsize=8)
+            ax.set_title(f"{title}\nlag {_lag_text(lag)}", fontsize=8)
             ax.set_xlabel("test VAMP-2", fontsize=8)
             lo = min(min(p) for p in pts)
             ax.set_xlim(left=max(0.0, min(1.0, lo) - 0.05))
             ax.tick_params(labelsize=7)
     axes[0, 0].set_yticks(np.arange(len(names)), names, fontsize=7)
+    axes[0, 0].set_ylabel("feature set", fontsize=8)
     axes[0, 0].invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    fig.suptitle(f"Test VAMP-2 (higher is better): bars mean ± sd over {n_seeds} seeds, "
+                 "dots single seeds", fontsize=9)
+    return fig
 
 
-def _its_plot(result: CompareResult, path: Path) -> None:
+def _scores_plot(report: dict, path: Path) -> None:
+    _save(_scores_figure(report), path, dpi=80)
+
+
+def _its_figure(result: CompareResult):
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
     from .linear import implied_timescales
 
     plt = _plt()
@@ -187,8 +217,10 @@ def _its_plot(result: CompareResult, path: Path) -> None:
     max_lag = max(d["frames"] for d in report["lags"])
     its_lags = sorted({max(1, round(x)) for x in np.geomspace(1, 2 * max_lag, 8)})
     models = ["linear"] + (["vampnet"] if report["settings"]["vampnet"] else [])
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False,
-                             sharey=True)
+    seed = report["splits"][0]["seed"]
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models) + 2.6, 4),
+                             squeeze=False, sharey=True, layout="constrained")
+    handles: dict[str, Line2D] = {}
     for ax, model in zip(axes[0], models, strict=True):
         for i, (name, o) in enumerate(outs["sets"].items()):
             if first not in o or model not in o[first]:
@@ -197,47 +229,62 @@ def _its_plot(result: CompareResult, path: Path) -> None:
             if model == "vampnet":
                 x = [c[:, :-1] for c in x]  # softmax outputs sum to 1: drop one
             ts = implied_timescales(x, its_lags)
-            ax.semilogy(np.array(its_lags) * dt, ts[:, 0] * dt, "-o", ms=3, color=f"C{i % 10}",
-                        label=name)
+            (handles[name],) = ax.semilogy(np.array(its_lags) * dt, ts[:, 0] * dt, "-o", ms=3,
+                                           color=f"C{i % 10}")
             ax.semilogy(np.array(its_lags) * dt, ts[:, 1] * dt, "--", lw=1, color=f"C{i % 10}")
         lag_axis = np.array(its_lags) * dt
-        ax.fill_between(lag_axis, dt * 0.5, lag_axis, color="0.85")
-        ax.set_xlabel(f"lag time ({unit})")
-        ax.set_title(f"TICA on seed-{report['splits'][0]['seed']} {model} outputs (lag "
-                     f"{report['lags'][0]['text']}); solid 1st, dashed 2nd", fontsize=8)
-        ax.legend(fontsize=6)
+        ax.fill_between(lag_axis, dt * 0.5, lag_axis, color="0.85", zorder=0)
+        ax.set_xlabel(f"TICA lag time ({unit})")
+        ax.set_title(f"TICA of the seed-{seed} {_MODEL_NAMES[model]} outputs\n"
+                     f"(model trained at lag {_lag_text(report['lags'][0])})", fontsize=8)
     axes[0, 0].set_ylabel(f"implied timescale ({unit})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 20, not 2×10¹
+    axes[0, 0].yaxis.set_major_formatter(plain)
+    axes[0, 0].yaxis.set_minor_formatter(plain)
+    style = [Line2D([], [], color="k", ls="-", marker="o", ms=3),
+             Line2D([], [], color="k", ls="--", lw=1), Patch(color="0.85")]
+    _legend_outside(fig, [*handles.values(), *style],
+                    [*handles, "slowest process", "2nd slowest process",
+                     "timescale < lag time:\nnot resolved"])
+    fig.suptitle("Implied timescales of the two slowest processes", fontsize=9)
+    return fig
 
 
-def _fes_plot(result: CompareResult, path: Path) -> None:
+def _its_plot(result: CompareResult, path: Path) -> None:
+    _save(_its_figure(result), path, dpi=80)
+
+
+def _fes_figure(result: CompareResult):
     from .linear import vamp_fit
 
     plt = _plt()
     report, outs = result.report, result.outputs
-    first = report["lags"][0]["frames"]
+    lag = report["lags"][0]
+    first = lag["frames"]
     models = ["linear"] + (["vampnet"] if report["settings"]["vampnet"] else [])
+    rows = {"linear": "linear VAMP of the features", "vampnet": "VAMP of the VAMPNet outputs"}
     names = list(outs["sets"])
-    fig, axes = plt.subplots(len(models), len(names), figsize=(2.3 * len(names) + 1,
-                                                               2.2 * len(models) + 0.3),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(models), len(names), figsize=(2.6 * len(names) + 1.2,
+                                                               2.5 * len(models) + 0.9),
+                             squeeze=False, layout="constrained")
     im = None
     for r, model in enumerate(models):
         for c, name in enumerate(names):
             ax = axes[r, c]
+            ax.set_title(f"{_MODEL_NAMES[model]}: {name}", fontsize=7)
             o = outs["sets"][name].get(str(first), {})
-            if model not in o:
-                ax.axis("off")
-                continue
-            x = o[model]
-            if model == "vampnet":
-                m = vamp_fit(x, first)
-                x = [m.transform(c_) for c_ in x]
-            xy = np.concatenate(x)
-            if xy.shape[1] < 2:
-                ax.axis("off")
+            xy = None
+            if model in o:
+                x = o[model]
+                if model == "vampnet":
+                    m = vamp_fit(x, first)
+                    x = [m.transform(c_) for c_ in x]
+                xy = np.concatenate(x)
+            if xy is None or xy.shape[1] < 2:
+                ax.text(0.5, 0.5, "fewer than two\ncomponents", ha="center", va="center",
+                        fontsize=7, transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
                 continue
             h, xe, ye = np.histogram2d(xy[:, 0], xy[:, 1], bins=50)
             with np.errstate(divide="ignore"):
@@ -246,40 +293,55 @@ def _fes_plot(result: CompareResult, path: Path) -> None:
             f -= np.nanmin(f)
             im = ax.imshow(f.T, origin="lower", extent=(xe[0], xe[-1], ye[0], ye[-1]),
                            aspect="auto", cmap="nipy_spectral", vmin=0, vmax=9)
-            ax.set_title(f"{model}: {name}", fontsize=6)
-            ax.tick_params(labelsize=5)
-    fig.tight_layout()
+            ax.set_xlabel("VAMP component 1", fontsize=7)
+            ax.set_ylabel("VAMP component 2", fontsize=7)
+            ax.tick_params(labelsize=6)
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6).set_label("free energy (kT)",
-                                                                         fontsize=7)
-    fig.savefig(path, dpi=70)
-    plt.close(fig)
+        fig.colorbar(im, ax=axes, shrink=0.6).set_label("free energy (kT)", fontsize=8)
+    fig.suptitle(f"Free energy −ln p on the first two VAMP components at lag {_lag_text(lag)}"
+                 f" (seed-{report['splits'][0]['seed']} models, all frames)\n"
+                 + "; ".join(f"row {i + 1}: {rows[m]}" for i, m in enumerate(models))
+                 + "; white: no frames", fontsize=8)
+    return fig
 
 
-def _training_plot(report: dict, path: Path) -> None:
+def _fes_plot(result: CompareResult, path: Path) -> None:
+    _save(_fes_figure(result), path, dpi=80)
+
+
+def _training_figure(report: dict):
+    from matplotlib.lines import Line2D
+
     plt = _plt()
     lags = report["lags"]
     spe = report["settings"]["recipe"]["steps_per_epoch"]
-    fig, axes = plt.subplots(1, len(lags), figsize=(5 * len(lags), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(lags), figsize=(4.5 * len(lags) + 2.6, 3.6), squeeze=False,
+                             layout="constrained")
+    handles: dict[str, Line2D] = {}
     for ax, lag in zip(axes[0], lags, strict=True):
         for i, (name, fs) in enumerate(report["scores"].items()):
-            for j, run in enumerate(fs[str(lag["frames"])]["vampnet"]["per_seed"]):
+            for run in fs[str(lag["frames"])]["vampnet"]["per_seed"]:
                 for k, r in enumerate(run["runs"]):
                     steps = spe * np.arange(1, len(r["val_curve"]) + 1)
                     chosen = k == run["restart"]
-                    ax.plot(steps, r["val_curve"], color=f"C{i % 10}", lw=1.2 if chosen else 0.5,
-                            alpha=0.9 if chosen else 0.4,
-                            label=name if j == 0 and k == 0 else None)
+                    ax.plot(steps, r["val_curve"], color=f"C{i % 10}",
+                            lw=1.2 if chosen else 0.5, alpha=0.9 if chosen else 0.4)
+                    handles.setdefault(name, Line2D([], [], color=f"C{i % 10}", lw=1.2))
                     ax.plot(spe * r["best_epoch"], r["val_vamp2"], "o", ms=2.5,
                             color=f"C{i % 10}")
         ax.set_xlabel("optimizer steps")
         ax.set_ylabel("validation VAMP-2")
-        ax.set_title(f"VAMPNet training, lag {lag['text']} (thick: chosen restart, dot: best "
-                     "epoch)", fontsize=8)
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+        ax.set_title(f"lag {_lag_text(lag)}", fontsize=8)
+    style = [Line2D([], [], color="k", lw=1.2), Line2D([], [], color="k", lw=0.5, alpha=0.4),
+             Line2D([], [], color="k", ls="", marker="o", ms=3)]
+    _legend_outside(fig, [*handles.values(), *style],
+                    [*handles, "chosen restart", "other restarts", "best epoch (kept)"])
+    fig.suptitle("VAMPNet training: validation VAMP-2 of every seed and restart", fontsize=9)
+    return fig
+
+
+def _training_plot(report: dict, path: Path) -> None:
+    _save(_training_figure(report), path, dpi=80)
 
 
 def write_report(result: CompareResult, out: Path, name: str) -> list[Path]:
