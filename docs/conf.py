@@ -33,6 +33,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
+smartquotes = False  # keep --flags and 'quotes' as typed (no en dashes in the CLI help)
 exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
 
 # MyST: the guides are plain markdown (GitHub renders them too); heading anchors so that

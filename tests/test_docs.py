@@ -164,5 +164,6 @@ def test_docs_site_builds_without_warnings(tmp_path):
     assert "geomfeat.GeomFeaturizer" in api and "memory_budget" in api
     cli = (out / "cli.html").read_text(encoding="utf-8")
     assert "--memory-budget" in cli and "--lag" in cli and "--init" in cli  # embed/compare/pretrain
+    assert not re.search(r"[\s(]–[a-z]", cli)  # help text as typed: "--top", not "–top"
     for guide in DOCS.glob("*.md"):
         assert (out / guide.with_suffix(".html").name).exists(), guide.name
