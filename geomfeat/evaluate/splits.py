@@ -148,7 +148,8 @@ def make_split(lengths: Sequence[int], *, by: str = "block", n_blocks: int | Non
     if n < 3:
         unit = "trajectories" if by == "trajectory" else "pieces"
         hint = ("use --split block, or more trajectories" if by == "trajectory" else
-                "use a shorter lag, or longer or more trajectories")
+                "use shorter blocks (--block, --n-blocks) or a shorter lag, or longer or more "
+                "trajectories")
         raise GeomfeatError(f"a train/validation/test split needs at least three {unit} of "
                             f">= {min_length} frames (the longest lag + 1), got {n} from "
                             f"trajectories of {_lengths_text(lengths)} frames: {hint}")
