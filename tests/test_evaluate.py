@@ -114,11 +114,11 @@ def test_split_deals_disjoint_pieces_that_cover_the_frames(by):
 
 
 def test_split_needs_three_pieces_longer_than_the_lag():
-    with pytest.raises(GeomfeatError, match="at least three pieces.*of 50 frames"):
+    with pytest.raises(GeomfeatError, match=r"at least three pieces.*of 50 frames"):
         make_split([50], n_blocks=2)
     with pytest.raises(GeomfeatError, match="three trajectories"):
         make_split([50, 50], by="trajectory")
-    with pytest.raises(GeomfeatError, match="of >= 30 frames.*got 2"):
+    with pytest.raises(GeomfeatError, match=r"of >= 30 frames.*got 2"):
         make_split([70], n_blocks=5, min_length=30)  # two blocks of 35: not three
 
 

@@ -115,9 +115,13 @@ def score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *, dims
     try:
         return _score_feature_set(fs, split, lags, dims=dims, recipe=recipe, seed=seed,
                                   device=device, progress=progress)
-    except ZeroRankError as exc:
-        raise GeomfeatError(f"feature set {fs.name}, seed {seed}: no direction of the features "
-                            f"varies enough on the training part for VAMP ({exc})") from None
+    except ZeroRankError:
+        lag = max(lags)
+        pairs = sum(max(0, b - a - lag) for _, a, b in split.train)
+        raise GeomfeatError(f"feature set {fs.name}, seed {seed}: VAMP finds no direction to "
+                            f"keep on the training part ({pairs} time-lagged pairs at lag {lag} "
+                            "frames): its features are constant there, or there are too few "
+                            "pairs (use a shorter lag or more data)") from None
 
 
 def _fit_bar(fs: FeatureSet, lag: int, seed: int, recipe: VAMPNetRecipe, progress: bool):
@@ -283,8 +287,8 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
     log(f"{len(data.trajs)} trajectories, {sum(data.lengths)} frames, "
         f"{data.dt_ps if data.dt_ps is not None else 'unknown'} ps per frame; lags "
         + ", ".join(f"{lag.text} = {int(lag)} frames" for lag in lag_list))
+    _check_lags(lag_list, data, split)
     block_lag = _block(block, n_blocks, split, lag_list, data)
-    _check_lags(lag_list, data)
     splits = [make_split(data.lengths, by=split, n_blocks=n_blocks,
                          block=None if block_lag is None else int(block_lag),
                          val_fraction=val_fraction, test_fraction=test_fraction, seed=s,
@@ -410,14 +414,16 @@ BLOCK_LAGS = 5
 def _block(block: str | int | None, n_blocks: int | None, split: str, lags: Sequence[Lag],
            data: Trajectories) -> Lag | None:
     """The block length (frames, with its text), or ``None`` for ``n_blocks`` or whole
-    trajectories; default ``BLOCK_LAGS`` × the longest lag."""
+    trajectories; default ``BLOCK_LAGS`` × the longest lag, shorter where that would not
+    give three pieces."""
     if split != "block" or n_blocks is not None:
         return None
     longest = max(lags, key=int)
-    if block is None:
-        frames = BLOCK_LAGS * int(longest)
+    if block is None:  # at most the longest block that still gives three pieces
+        frames = min(BLOCK_LAGS * int(longest), longest_possible_lag(data.lengths) + 1)
         ps = None if data.dt_ps is None else frames * data.dt_ps
-        text = f"{BLOCK_LAGS} x lag {longest.text}"
+        text = (f"{BLOCK_LAGS} x lag {longest.text}" if frames == BLOCK_LAGS * int(longest)
+                else "the longest block that gives three pieces")
         return Lag(frames, text, ps)
     lag = parse_lag(block, data.dt_ps, what="block")
     if int(lag) < int(longest) + 1:
@@ -431,27 +437,47 @@ def _frames_text(frames: int, dt_ps: float | None) -> str:
     return f"{frames} frames" + ("" if dt_ps is None else f" = {frames * dt_ps:g} ps")
 
 
-def _check_lags(lags: Sequence[Lag], data: Trajectories) -> None:
-    """Refuse a lag that no trajectory is long enough for, naming lag, lengths and a fix."""
+def longest_possible_lag(lengths: Sequence[int], split: str = "block") -> int:
+    """The longest lag (frames) for which ``lengths`` still give three pieces that hold pairs
+    (0: none): blocks of ``lag + 1`` frames, or whole trajectories."""
+    if split == "trajectory":
+        ranked = sorted(lengths, reverse=True)
+        return max(0, ranked[2] - 1) if len(ranked) >= 3 else 0
+    lo, hi = 0, max(lengths, default=1) - 1  # sum(n // (lag + 1)) >= 3 is monotone in lag
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(n // (mid + 1) for n in lengths) >= 3:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _check_lags(lags: Sequence[Lag], data: Trajectories, split: str) -> None:
+    """Refuse a lag too long for a split of these trajectories, naming the lag, the lengths
+    and what to change."""
     from .splits import _lengths_text
 
-    longest = max(data.lengths)
+    most = longest_possible_lag(data.lengths, split)
     for lag in lags:
-        if int(lag) >= longest:
-            most = longest - 1
+        if int(lag) > most:
+            where = ("any trajectory" if int(lag) >= max(data.lengths) else
+                     "three pieces (blocks or trajectories) of these trajectories")
+            fix = (f"give a lag of at most {_frames_text(most, data.dt_ps)}" if most else
+                   "use --split block" if split == "trajectory" else "no lag fits")
             raise GeomfeatError(
-                f"lag {lag.text} ({_frames_text(int(lag), data.dt_ps)}) is not shorter than "
-                f"any trajectory (frames after stride {data.stride}: "
-                f"{_lengths_text(data.lengths)}): give a lag of at most "
-                f"{_frames_text(most, data.dt_ps)}, a smaller --stride, or longer trajectories")
+                f"lag {lag.text} ({_frames_text(int(lag), data.dt_ps)}) is too long for "
+                f"{where} (frames after stride {data.stride}: {_lengths_text(data.lengths)}; "
+                f"a split needs three pieces of lag + 1 frames): {fix}, a smaller --stride, "
+                "or longer or more trajectories")
 
 
 def _split_line(sp: Split, data: Trajectories, longest: int) -> str:
     """One log line: frames and trajectories per part, and what was left out and why."""
     total = sum(data.lengths)
     parts = ", ".join(f"{p} {sp.frames(p)} frames ({100 * sp.frames(p) / total:.0f} %) in "
-                      f"{sp.trajectories(p)} trajectories" for p in ("train", "validation",
-                                                                     "test"))
+                      f"{sp.trajectories(p)} trajector{'y' if sp.trajectories(p) == 1 else 'ies'}"
+                      for p in ("train", "validation", "test"))
     line = f"split seed {sp.seed}: {parts}"
     if sp.left_out:
         n = sum(b - a for _, a, b in sp.left_out)
