@@ -63,27 +63,52 @@ def test_repeated_seeds_are_refused(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- item 5: cache
 
-def test_a_cut_cache_entry_is_recomputed_with_a_warning(weights_url, tmp_path, monkeypatch,
-                                                        capsys):
+def _ala2_10_frames():
+    return load_trajectories(EXAMPLE / "ala2.pdb", [EXAMPLE / "ala2.xtc"], stride=200)
+
+
+SPEC = "visnet-denali:graph:scalar:last"
+
+
+def test_a_cut_cache_entry_is_recomputed_with_a_warning(weights_url, tmp_path):
     """An entry cut to 5 of 10 rows is named, recomputed and rewritten, never used."""
-    monkeypatch.delenv("GEOMFEAT_EVAL_CACHE", raising=False)
-    monkeypatch.setenv("GEOMFEAT_CACHE", str(tmp_path / "geomfeat-cache"))
-    spec = "visnet-denali:graph:scalar:last"
-    data = load_trajectories(EXAMPLE / "ala2.pdb", [EXAMPLE / "ala2.xtc"], stride=200)
-    first, info = build_feature_sets([spec], data, progress=True)
-    # the readout cache lives in geomfeat's cache folder ($GEOMFEAT_CACHE)
-    cache = tmp_path / "geomfeat-cache" / "evaluate"
-    assert info["visnet-denali"]["cache"] == str(cache)
-    entries = sorted(cache.glob("*_graph_scalar.npy"))
+    data = _ala2_10_frames()
+    first, _ = build_feature_sets([SPEC], data, cache=tmp_path)
+    entries = sorted(tmp_path.glob("*_graph_scalar.npy"))
     assert len(entries) == 1
-    assert "frame" in capsys.readouterr().err  # a progress bar for the encoder pass
     np.save(entries[0], np.load(entries[0])[:5])  # cut to 5 of 10 rows
     with pytest.warns(UserWarning, match=f"{entries[0].name}.*recomputing"):
-        again, info = build_feature_sets([spec], data)
-    assert again[spec].data[0].shape == first[spec].data[0].shape == (10, 64)
-    np.testing.assert_array_equal(again[spec].data[0], first[spec].data[0])
+        again, info = build_feature_sets([SPEC], data, cache=tmp_path)
+    assert again[SPEC].data[0].shape == first[SPEC].data[0].shape == (10, 64)
+    np.testing.assert_array_equal(again[SPEC].data[0], first[SPEC].data[0])
     assert np.load(entries[0]).shape[0] == 10  # rewritten
     assert info["visnet-denali"]["recomputed_cache_entries"] == [str(entries[0])]
+
+
+def test_a_cache_entry_of_another_readout_is_recomputed(weights_url, tmp_path):
+    """Right rows, wrong readout (channels of another encoder): recomputed, not used."""
+    data = _ala2_10_frames()
+    first, _ = build_feature_sets([SPEC], data, cache=tmp_path)
+    entry = next(tmp_path.glob("*_graph_scalar.npy"))
+    np.save(entry, np.zeros((10, 6, 32), np.float32))
+    with pytest.warns(UserWarning, match=r"holds \(10, 6, 32\) float32.*\(10, 6, 64\)"):
+        again, _ = build_feature_sets([SPEC], data, cache=tmp_path)
+    np.testing.assert_array_equal(again[SPEC].data[0], first[SPEC].data[0])
+
+
+def test_the_readout_cache_honours_geomfeat_cache(weights_url, tmp_path, monkeypatch):
+    monkeypatch.delenv("GEOMFEAT_EVAL_CACHE", raising=False)
+    monkeypatch.setenv("GEOMFEAT_CACHE", str(tmp_path / "geomfeat-cache"))
+    _, info = build_feature_sets([SPEC], _ala2_10_frames())
+    cache = tmp_path / "geomfeat-cache" / "evaluate"
+    assert info["visnet-denali"]["cache"] == str(cache)
+    assert len(list(cache.glob("*.npy"))) == 4  # graph and residue, scalar and vector norms
+
+
+def test_an_encoder_pass_shows_a_progress_bar(weights_url, tmp_path, capsys):
+    build_feature_sets([SPEC], _ala2_10_frames(), cache=tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert "visnet-denali" in err and "10/10" in err and "frame/s" in err
 
 
 # ----------------------------------------------------------------------------- item 6: short
