@@ -13,8 +13,9 @@ Spec strings
     ``LAYERS`` last, all or 0-based interaction-layer indices (negative allowed). All graph and
     residue readouts of one encoder come from **one** encoder pass per trajectory (per-atom
     scalar and vector channels of every layer, pooled here with geomfeat's own pooling) and are
-    cached as ``.npy`` in the readout cache (:mod:`~geomfeat.evaluate.readouts`). ``POOL`` residue-local (tokens of each residue's
-    local graph) needs its own pass (one per encoder and trajectory, all layers, also cached).
+    cached as ``.npy`` in the readout cache (:mod:`~geomfeat.evaluate.readouts`). ``POOL``
+    residue-local (tokens of each residue's local graph) needs its own pass (one per encoder
+    and trajectory, all layers, also cached).
 ``distances`` (alias ``heavy-distances``)
     All pairwise distances between heavy atoms, nm.
 ``ca-distances``
