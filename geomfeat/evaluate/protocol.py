@@ -306,7 +306,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                             for lag in lag_list} for name_ in sets}
     outputs: dict = {}
     vampnet_s = 0.0
-    n_jobs, n_done = len(splits) * len(sets), 0
+    cost: dict[str, list[float]] = {name_: [] for name_ in sets}  # s per seed, for the ETA
     for sp in splits:
         for fs_name, fs in sets.items():
             t1 = time.perf_counter()
@@ -314,7 +314,8 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                                           recipe=recipe if vampnet else None, seed=sp.seed,
                                           device=device, progress=progress)
             vampnet_s += time.perf_counter() - t1
-            n_done += 1
+            cost[fs_name].append(time.perf_counter() - t1)
+            left = _time_left(cost, len(splits))
             if sp.seed == splits[0].seed:
                 outputs[fs_name] = outs
             for lag, entry in res.items():
@@ -329,8 +330,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                    f"{[r['epochs'] for r in entry['vampnet']['runs']]})"
                    if "vampnet" in entry else "") for lag, entry in res.items())
                 + f" [{time.perf_counter() - t1:.0f} s"
-                + (f"; about {_duration(vampnet_s / n_done * (n_jobs - n_done))} left]"
-                   if n_done < n_jobs else "]"))
+                + (f"; about {_duration(left)} left]" if left is not None else "]"))
     for fs_scores in scores.values():
         for s in fs_scores.values():
             runs = s["linear"]["per_seed"]
@@ -487,6 +487,16 @@ def _split_line(sp: Split, data: Trajectories, longest: int) -> str:
                  f"({longest + 1} frames): {names}"
                  + (", ..." if len(sp.left_out) > 5 else ""))
     return line
+
+
+def _time_left(cost: dict[str, list[float]], n_seeds: int) -> float | None:
+    """Estimated seconds until every feature set is scored for every seed, from the times so
+    far (a set not yet timed: the mean of the others); ``None`` when nothing is left."""
+    done = [t for times in cost.values() for t in times]
+    mean_all = sum(done) / len(done)
+    left = sum((n_seeds - len(times)) * (sum(times) / len(times) if times else mean_all)
+               for times in cost.values())
+    return left if any(len(times) < n_seeds for times in cost.values()) else None
 
 
 def _duration(seconds: float) -> str:
