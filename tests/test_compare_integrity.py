@@ -237,14 +237,14 @@ def test_help_gives_every_option_a_text_and_its_default():
 
 
 def test_device_defaults_to_cuda_when_available(monkeypatch):
-    from geomfeat.evaluate.protocol import _device
+    from geomfeat.evaluate.preflight import resolve_device
 
     args = build_parser().parse_args(["compare", *ALA2, "--lag", "1", "-o", "x"])
     assert args.device is None  # as for embed
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert _device(None) == "cuda"
+    assert resolve_device(None) == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert _device(None) == "cpu"
+    assert resolve_device(None) == "cpu"
 
 
 def test_progress_bars_and_time_left_unless_quiet(tmp_path, capsys):

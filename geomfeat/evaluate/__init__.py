@@ -12,6 +12,7 @@ An unbiased comparison of feature sets for kinetic models of MD trajectories, as
 - :mod:`~geomfeat.evaluate.linear`    linear VAMP-2 (train-fitted, test-scored), timescales;
 - :mod:`~geomfeat.evaluate.recipe`    the VAMPNet settings (:class:`VAMPNetRecipe`);
 - :mod:`~geomfeat.evaluate.vampnet`   VAMPNet training with that recipe (deeptime's VAMPNet);
+- :mod:`~geomfeat.evaluate.preflight` checks before any work (device, lags, block length);
 - :mod:`~geomfeat.evaluate.stats`     mean ± sd and paired comparisons between feature sets;
 - :mod:`~geomfeat.evaluate.report`    JSON, markdown and plots;
 - :mod:`~geomfeat.evaluate.protocol`  the whole protocol (:func:`compare`);

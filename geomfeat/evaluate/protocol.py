@@ -39,8 +39,9 @@ from .features import (
     load_trajectories,
     parse_spec,
 )
-from .lags import Lag, parse_lag, parse_lags
+from .lags import Lag, parse_lags
 from .linear import vamp_fit, vamp_scores
+from .preflight import block_length, check_lags, resolve_device
 from .recipe import VAMPNetRecipe
 from .splits import Split, make_split, pieces_of, standardizer
 from .stats import paired, summary
@@ -279,7 +280,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
         raise GeomfeatError("give a block length or a number of blocks, not both")
     for spec in features:  # every spec is checked before any work
         parse_spec(spec)
-    device = _device(device)
+    device = resolve_device(device)
     if out is not None and not Path(out).parent.is_dir():
         raise GeomfeatError(f"output folder's parent does not exist: {Path(out).parent}")
     data: Trajectories = load_trajectories(top, trajs, stride=stride, timestep=timestep)
@@ -287,8 +288,8 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
     log(f"{len(data.trajs)} trajectories, {sum(data.lengths)} frames, "
         f"{data.dt_ps if data.dt_ps is not None else 'unknown'} ps per frame; lags "
         + ", ".join(f"{lag.text} = {int(lag)} frames" for lag in lag_list))
-    _check_lags(lag_list, data, split)
-    block_lag = _block(block, n_blocks, split, lag_list, data)
+    check_lags(lag_list, data, split)
+    block_lag = block_length(block, n_blocks, split, lag_list, data)
     splits = [make_split(data.lengths, by=split, n_blocks=n_blocks,
                          block=None if block_lag is None else int(block_lag),
                          val_fraction=val_fraction, test_fraction=test_fraction, seed=s,
@@ -390,86 +391,6 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
         files = result.save(out, name)
         log("wrote " + ", ".join(str(f) for f in files))
     return result
-
-
-def _device(device: str | None) -> str:
-    """``device``, checked to exist here; ``None``: ``"cuda"`` when available, else ``"cpu"``."""
-    import torch
-
-    from ..devices import check_available
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        check_available(device)
-    except GeomfeatError as exc:
-        raise GeomfeatError(f"device: {exc}") from None
-    return str(device)
-
-
-#: Default block length in units of the longest lag.
-BLOCK_LAGS = 5
-
-
-def _block(block: str | int | None, n_blocks: int | None, split: str, lags: Sequence[Lag],
-           data: Trajectories) -> Lag | None:
-    """The block length (frames, with its text), or ``None`` for ``n_blocks`` or whole
-    trajectories; default ``BLOCK_LAGS`` × the longest lag, shorter where that would not
-    give three pieces."""
-    if split != "block" or n_blocks is not None:
-        return None
-    longest = max(lags, key=int)
-    if block is None:  # at most the longest block that still gives three pieces
-        frames = min(BLOCK_LAGS * int(longest), longest_possible_lag(data.lengths) + 1)
-        ps = None if data.dt_ps is None else frames * data.dt_ps
-        text = (f"{BLOCK_LAGS} x lag {longest.text}" if frames == BLOCK_LAGS * int(longest)
-                else "the longest block that gives three pieces")
-        return Lag(frames, text, ps)
-    lag = parse_lag(block, data.dt_ps, what="block")
-    if int(lag) < int(longest) + 1:
-        raise GeomfeatError(f"block {lag.text} ({int(lag)} frames) must be longer than the "
-                            f"longest lag {longest.text} ({int(longest)} frames): a block "
-                            "holds no pair otherwise")
-    return lag
-
-
-def _frames_text(frames: int, dt_ps: float | None) -> str:
-    return f"{frames} frames" + ("" if dt_ps is None else f" = {frames * dt_ps:g} ps")
-
-
-def longest_possible_lag(lengths: Sequence[int], split: str = "block") -> int:
-    """The longest lag (frames) for which ``lengths`` still give three pieces that hold pairs
-    (0: none): blocks of ``lag + 1`` frames, or whole trajectories."""
-    if split == "trajectory":
-        ranked = sorted(lengths, reverse=True)
-        return max(0, ranked[2] - 1) if len(ranked) >= 3 else 0
-    lo, hi = 0, max(lengths, default=1) - 1  # sum(n // (lag + 1)) >= 3 is monotone in lag
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if sum(n // (mid + 1) for n in lengths) >= 3:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _check_lags(lags: Sequence[Lag], data: Trajectories, split: str) -> None:
-    """Refuse a lag too long for a split of these trajectories, naming the lag, the lengths
-    and what to change."""
-    from .splits import _lengths_text
-
-    most = longest_possible_lag(data.lengths, split)
-    for lag in lags:
-        if int(lag) > most:
-            where = ("any trajectory" if int(lag) >= max(data.lengths) else
-                     "three pieces (blocks or trajectories) of these trajectories")
-            fix = (f"give a lag of at most {_frames_text(most, data.dt_ps)}" if most else
-                   "use --split block" if split == "trajectory" else "no lag fits")
-            raise GeomfeatError(
-                f"lag {lag.text} ({_frames_text(int(lag), data.dt_ps)}) is too long for "
-                f"{where} (frames after stride {data.stride}: {_lengths_text(data.lengths)}; "
-                f"a split needs three pieces of lag + 1 frames): {fix}, a smaller --stride, "
-                "or longer or more trajectories")
 
 
 def _split_line(sp: Split, data: Trajectories, longest: int) -> str:
