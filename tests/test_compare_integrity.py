@@ -85,13 +85,18 @@ def test_a_cut_cache_entry_is_recomputed_with_a_warning(weights_url, tmp_path):
     assert info["visnet-denali"]["recomputed_cache_entries"] == [str(entries[0])]
 
 
-def test_a_cache_entry_of_another_readout_is_recomputed(weights_url, tmp_path):
-    """Right rows, wrong readout (channels of another encoder): recomputed, not used."""
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda f: np.save(f, np.zeros((10, 6, 32), np.float32)),
+     r"holds \(10, 6, 32\) float32, the request is \(10, 6, 64\) float32"),
+    (lambda f: np.save(f, np.full((10, 6, 64), np.nan, np.float32)), "non-finite"),
+    (lambda f: f.write_bytes(b"not an array"), "not a readable .npy"),
+], ids=["another readout", "nan", "not npy"])
+def test_a_damaged_cache_entry_is_recomputed(damage, message, weights_url, tmp_path):
+    """Right name, wrong content (another encoder's channels, NaN, garbage): recomputed."""
     data = _ala2_10_frames()
     first, _ = build_feature_sets([SPEC], data, cache=tmp_path)
-    entry = next(tmp_path.glob("*_graph_scalar.npy"))
-    np.save(entry, np.zeros((10, 6, 32), np.float32))
-    with pytest.warns(UserWarning, match=r"holds \(10, 6, 32\) float32.*\(10, 6, 64\)"):
+    damage(next(tmp_path.glob("*_graph_scalar.npy")))
+    with pytest.warns(UserWarning, match=message):
         again, _ = build_feature_sets([SPEC], data, cache=tmp_path)
     np.testing.assert_array_equal(again[SPEC].data[0], first[SPEC].data[0])
 
