@@ -172,7 +172,7 @@ def test_what_is_left_out_is_logged_and_reported_with_the_reason(tmp_path):
     assert json.loads((tmp_path / "r" / "c.json").read_text())["splits"][0]["left_out"]
 
 
-def test_block_is_a_duration(tmp_path):
+def test_block_is_a_duration(tmp_path, capsys):
     """``--block 50ps`` cuts 200 frames of 10 ps into four blocks of five frames."""
     assert main(_cli(tmp_path, "--lag", "10ps", "--features", "torsions", "--block", "50ps",
                      "--seeds", "0", "-q")) == 0
@@ -181,6 +181,11 @@ def test_block_is_a_duration(tmp_path):
     pieces = sorted(tuple(p) for part in ("train", "validation", "test") for p in sp[part])
     assert len(pieces) == 40 and all(b - a == 5 for _, a, b in pieces)
     assert report["settings"]["block"] == {"frames": 5, "text": "50ps", "ps": 50.0}
+    for bad, message in ((["--block", "10ps"], "must be longer than the longest lag 10ps"),
+                         (["--block", "5ps"], "not a whole number of frames"),
+                         (["--block", "50ps", "--split", "trajectory"], "split by block")):
+        status = main(_cli(tmp_path, "--lag", "10ps", "--features", "torsions", "-q", *bad))
+        assert message in _one_line_error(capsys, status)
 
 
 # ----------------------------------------------------------------------------- one-line errors

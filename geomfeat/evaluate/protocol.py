@@ -278,6 +278,9 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                             f"{', '.join(map(str, repeated))}: each seed is one paired sample")
     if block is not None and n_blocks is not None:
         raise GeomfeatError("give a block length or a number of blocks, not both")
+    if split == "trajectory" and (block is not None or n_blocks is not None):
+        raise GeomfeatError("a block length or number of blocks applies to a split by block, "
+                            "not by trajectory")
     for spec in features:  # every spec is checked before any work
         parse_spec(spec)
     device = resolve_device(device)
