@@ -161,7 +161,8 @@ def test_what_is_left_out_is_logged_and_reported_with_the_reason(tmp_path):
                                "reason": "shorter than 11 frames (the longest lag + 1): "
                                          "holds no pair"}]
     assert sum(sp["frames"].values()) == 350
-    assert result.report["settings"]["block"]["frames"] == 50  # default: 5 x the longest lag
+    assert result.report["settings"]["block"] == {  # default: 5 x the longest lag here
+        "frames": 50, "text": "5 x lag 10ps", "ps": 50.0}
     line = next(m for m in messages if m.startswith("split seed 0"))
     assert "left out 1 trajectories (8 frames, 2.2 %)" in line and "t00_8.xtc" in line
     for part in ("train", "validation", "test"):
@@ -243,7 +244,7 @@ def test_help_gives_every_option_a_text_and_its_default():
         assert "default: " in parser.formatter_class(prog="x")._get_help_string(action), \
             action.dest
     assert "(default: 30)" in text and "(default: heavy)" in text
-    assert "--block TIME" in text and "5 x the longest lag" in text
+    assert "--block TIME" in text and "5 x the longest lag and the longest" in text
 
 
 def test_device_defaults_to_cuda_when_available(monkeypatch):
@@ -267,3 +268,27 @@ def test_progress_bars_and_time_left_unless_quiet(tmp_path, capsys):
     assert "left]" in err  # the remaining time, after the first fit
     assert main([*common, "-o", str(tmp_path / "b"), "-q"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_default_block_follows_the_lag_and_keeps_ten_blocks_of_long_trajectories():
+    """Long equal trajectories and a short lag: the split of earlier versions (10 blocks per
+    trajectory); a long lag: 5 lags per block; too long for three blocks: shortened."""
+    from types import SimpleNamespace
+
+    from geomfeat.evaluate import make_split
+    from geomfeat.evaluate.lags import Lag
+    from geomfeat.evaluate.preflight import block_length
+
+    def default(lengths, lag):
+        data = SimpleNamespace(lengths=lengths, dt_ps=2.0)
+        return block_length(None, None, "block", [Lag(lag, f"{lag}", 2.0 * lag)], data)
+
+    block = default([11872, 11872], 2)
+    assert (int(block), block.text) == (1187, "longest trajectory / 10")
+    by_block = make_split([11872] * 2, block=int(block), min_length=3, seed=4)
+    by_count = make_split([11872] * 2, n_blocks=10, min_length=3, seed=4)
+    for part in ("train", "validation", "test"):
+        assert by_block.part(part) == by_count.part(part)
+    assert (int(default([1250] * 8, 50)), default([1250] * 8, 50).ps) == (250, 500.0)
+    assert default([100], 30).text == "the longest block that gives three pieces"
+    assert int(default([100], 30)) == 33

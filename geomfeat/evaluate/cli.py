@@ -71,7 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     blocks.add_argument("--block", metavar="TIME",
                         help="block length: 200ps, 1ns or frames; each trajectory is cut into "
                              "equal blocks at least this long, a shorter one is kept whole "
-                             "(default: 5 x the longest lag)")
+                             "(default: the longer of 5 x the longest lag and the longest "
+                             "trajectory / 10)")
     blocks.add_argument("--n-blocks", type=_positive_int, metavar="N",
                         help="instead of --block: N blocks per trajectory (fewer where a "
                              "block would be shorter than the longest lag + 1)")

@@ -14,8 +14,8 @@ from .features import Trajectories
 from .lags import Lag, parse_lag
 from .splits import _lengths_text
 
-__all__ = ["BLOCK_LAGS", "block_length", "check_lags", "longest_possible_lag",
-           "resolve_device"]
+__all__ = ["BLOCKS_PER_TRAJECTORY", "BLOCK_LAGS", "block_length", "check_lags",
+           "longest_possible_lag", "resolve_device"]
 
 
 def resolve_device(device: str | None) -> str:
@@ -33,24 +33,36 @@ def resolve_device(device: str | None) -> str:
     return str(device)
 
 
-#: Default block length in units of the longest lag.
+#: Default block: at least this many times the longest lag (≥ 80 % of a block's frames start a
+#: pair at that lag) ...
 BLOCK_LAGS = 5
+#: ... and at least the longest trajectory cut into this many blocks (long blocks keep the
+#: test part apart from training for slow processes; equal-length trajectories get the ten
+#: blocks each of earlier versions wherever these hold pairs).
+BLOCKS_PER_TRAJECTORY = 10
 
 
 def block_length(block: str | int | None, n_blocks: int | None, split: str, lags: Sequence[Lag],
-           data: Trajectories) -> Lag | None:
+                 data: Trajectories) -> Lag | None:
     """The block length (frames, with its text), or ``None`` for ``n_blocks`` or whole
-    trajectories; default ``BLOCK_LAGS`` × the longest lag, shorter where that would not
-    give three pieces."""
+    trajectories.
+
+    Default: the longer of ``BLOCK_LAGS`` × the longest lag and the longest trajectory /
+    ``BLOCKS_PER_TRAJECTORY``, shortened where that would not give three pieces.
+    """
     if split != "block" or n_blocks is not None:
         return None
     longest = max(lags, key=int)
-    if block is None:  # at most the longest block that still gives three pieces
-        frames = min(BLOCK_LAGS * int(longest), longest_possible_lag(data.lengths) + 1)
-        ps = None if data.dt_ps is None else frames * data.dt_ps
-        text = (f"{BLOCK_LAGS} x lag {longest.text}" if frames == BLOCK_LAGS * int(longest)
-                else "the longest block that gives three pieces")
-        return Lag(frames, text, ps)
+    if block is None:
+        by_lag = BLOCK_LAGS * int(longest)
+        by_length = max(data.lengths) // BLOCKS_PER_TRAJECTORY
+        cap = longest_possible_lag(data.lengths) + 1  # the longest block giving three pieces
+        frames = min(max(by_lag, by_length), cap)
+        wanted = max(by_lag, by_length)
+        text = ("the longest block that gives three pieces" if frames < wanted
+                else f"{BLOCK_LAGS} x lag {longest.text}" if by_lag >= by_length
+                else f"longest trajectory / {BLOCKS_PER_TRAJECTORY}")
+        return Lag(frames, text, None if data.dt_ps is None else frames * data.dt_ps)
     lag = parse_lag(block, data.dt_ps, what="block")
     if int(lag) < int(longest) + 1:
         raise GeomfeatError(f"block {lag.text} ({int(lag)} frames) must be longer than the "

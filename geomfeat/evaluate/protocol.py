@@ -214,9 +214,11 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
     block : str or int, optional
         Length of a block: a time (``"200ps"``) or frames (after ``stride``); a trajectory of
         ``n`` frames is cut into ``n // block`` equal blocks, a shorter one is kept whole.
-        Default (neither ``block`` nor ``n_blocks``): 5 × the longest lag, so that at least
-        80 % of a block's frames start a pair at that lag. Trajectories shorter than the
-        longest lag + 1 hold no pair and are left out (listed in the log and the report).
+        Default (neither ``block`` nor ``n_blocks``): the longer of 5 × the longest lag (at
+        least 80 % of a block's frames start a pair at that lag) and the longest trajectory
+        / 10 (the ten blocks per trajectory of earlier versions), shorter where that would
+        not give three pieces. Trajectories shorter than the longest lag + 1 hold no pair and
+        are left out (listed in the log and the report).
     n_blocks : int, optional
         Instead of ``block``: blocks per trajectory (fewer for a trajectory too short for
         that many blocks of the longest lag + 1 frames).
