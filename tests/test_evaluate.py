@@ -114,12 +114,19 @@ def test_split_deals_disjoint_pieces_that_cover_the_frames(by):
 
 
 def test_split_needs_three_pieces_longer_than_the_lag():
-    with pytest.raises(GeomfeatError, match="at least three blocks"):
+    with pytest.raises(GeomfeatError, match=r"at least three pieces.*of 50 frames"):
         make_split([50], n_blocks=2)
     with pytest.raises(GeomfeatError, match="three trajectories"):
         make_split([50, 50], by="trajectory")
-    with pytest.raises(GeomfeatError, match="of >= 30 frames"):
-        make_split([100], n_blocks=5, min_length=30)
+    with pytest.raises(GeomfeatError, match=r"of >= 30 frames.*got 2"):
+        make_split([70], n_blocks=5, min_length=30)  # two blocks of 35: not three
+
+
+def test_blocks_are_never_cut_shorter_than_the_longest_lag():
+    """Too many blocks asked for: fewer blocks, each holding pairs, not blocks dropped."""
+    sp = make_split([100], n_blocks=5, min_length=30)
+    pieces = sorted(sp.train + sp.validation + sp.test)
+    assert pieces == [(0, 0, 33), (0, 33, 67), (0, 67, 100)] and not sp.left_out
 
 
 def test_time_lagged_pairs_never_cross_a_block_trajectory_or_part():
@@ -251,7 +258,7 @@ def test_compare_writes_every_report_file(tmp_path):
     (["--lag", "10ps", "--features", "nope"], "'nope': not an encoder"),
     (["--lag", "10ps", "--features", "ca-distances"], "fewer than two Cα atoms"),
     (["--lag", "10ps", "--features", "torsions", "torsions"], "repeats a feature set"),
-    (["--lag", "10ps", "--n-blocks", "1"], "at least three blocks"),
+    (["--lag", "10ps", "--n-blocks", "1"], "at least three pieces"),
 ])
 def test_compare_cli_errors_are_one_line(args, message, tmp_path, capsys):
     status = main(["compare", str(EXAMPLE / "ala2.pdb"), str(EXAMPLE / "ala2.xtc"),

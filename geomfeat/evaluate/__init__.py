@@ -6,10 +6,13 @@ An unbiased comparison of feature sets for kinetic models of MD trajectories, as
 - :mod:`~geomfeat.evaluate.lags`      lag times with units (``"20ps"``) → frames;
 - :mod:`~geomfeat.evaluate.splits`    train / validation / test splits by blocks or trajectories;
 - :mod:`~geomfeat.evaluate.features`  feature sets from spec strings (encoder readouts,
-  distances, contacts, torsions, ``.npy`` arrays, concatenations), cached on disk;
+  distances, contacts, torsions, ``.npy`` arrays, concatenations);
+- :mod:`~geomfeat.evaluate.readouts`  encoder readouts, one pass per trajectory, cached on
+  disk and checked against each request;
 - :mod:`~geomfeat.evaluate.linear`    linear VAMP-2 (train-fitted, test-scored), timescales;
 - :mod:`~geomfeat.evaluate.recipe`    the VAMPNet settings (:class:`VAMPNetRecipe`);
 - :mod:`~geomfeat.evaluate.vampnet`   VAMPNet training with that recipe (deeptime's VAMPNet);
+- :mod:`~geomfeat.evaluate.preflight` checks before any work (device, lags, block length);
 - :mod:`~geomfeat.evaluate.stats`     mean ± sd and paired comparisons between feature sets;
 - :mod:`~geomfeat.evaluate.report`    JSON, markdown and plots;
 - :mod:`~geomfeat.evaluate.protocol`  the whole protocol (:func:`compare`);

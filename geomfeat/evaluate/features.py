@@ -13,8 +13,9 @@ Spec strings
     ``LAYERS`` last, all or 0-based interaction-layer indices (negative allowed). All graph and
     residue readouts of one encoder come from **one** encoder pass per trajectory (per-atom
     scalar and vector channels of every layer, pooled here with geomfeat's own pooling) and are
-    cached as ``.npy`` under the cache folder. ``POOL`` residue-local (tokens of each residue's
-    local graph) needs its own pass (one per encoder and trajectory, all layers, also cached).
+    cached as ``.npy`` in the readout cache (:mod:`~geomfeat.evaluate.readouts`). ``POOL``
+    residue-local (tokens of each residue's local graph) needs its own pass (one per encoder
+    and trajectory, all layers, also cached).
 ``distances`` (alias ``heavy-distances``)
     All pairwise distances between heavy atoms, nm.
 ``ca-distances``
@@ -38,8 +39,6 @@ Every set is a list of float32 arrays, one per trajectory, ``(T, D)`` or ``(T, R
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import os
 import time
@@ -199,7 +198,7 @@ def parse_spec(spec: str) -> list[dict]:
             continue
         model, *rest = item.split(":")
         try:
-            get_model_card(model)  # registered, a local model or a model card's path
+            card = get_model_card(model)  # registered, a local model or a model card's path
         except UnknownModelError:
             known = [*list_models(), *(card.name for card in list_local_models())]
             raise GeomfeatError(f"feature set {item!r}: not an encoder "
@@ -214,159 +213,28 @@ def parse_spec(spec: str) -> list[dict]:
             raise GeomfeatError(f"feature set {item!r}: pool must be graph, residue or "
                                 "residue-local")
         parts.append({"kind": "embedding", "model": model, "pool": pool, "features": features,
-                      "layers": _parse_layers(layers, item)})
+                      "layers": _parse_layers(layers, item,
+                                              int(card.hyperparameters["num_layers"]))})
     return parts
 
 
-def _parse_layers(text: str, item: str) -> str | list[int]:
+def _parse_layers(text: str, item: str, n_layers: int) -> str | list[int]:
+    """``last``, ``all`` or the 0-based indices of ``text``, checked against the encoder's
+    ``n_layers`` interaction layers (before any work)."""
+    from ..encoders.base import resolve_layers
+
     if text in ("last", "all"):
         return text
     try:
-        return [int(x) for x in text.split(",")]
+        layers = [int(x) for x in text.split(",")]
     except ValueError:
         raise GeomfeatError(f"feature set {item!r}: layers must be last, all or indices such as "
                             "0,2,5") from None
-
-
-# --------------------------------------------------------------------------------------------
-# encoder readouts
-# --------------------------------------------------------------------------------------------
-
-def _supports_layers() -> bool:
-    from ..featurizer import GeomFeaturizer
-
-    return "layers" in inspect.signature(GeomFeaturizer.__init__).parameters
-
-
-def _file_key(paths: Sequence[str], **settings: object) -> str:
-    items = [(str(Path(p).resolve()), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
-    return hashlib.sha1(json.dumps([items, settings], sort_keys=True, default=str)
-                        .encode()).hexdigest()[:16]
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
-
-
-class _Readouts:
-    """Per-layer pooled readouts of one encoder, one pass per trajectory, cached on disk.
-
-    Arrays per trajectory (float32): ``graph_scalar``/``graph_vnorm`` ``(T, L, H)`` and
-    ``residue_scalar``/``residue_vnorm`` ``(T, R, L, H)`` from one per-atom pass, or
-    ``residue-local_*`` ``(T, R, L, H)`` from a ``pool="residue-local"`` pass; ``L`` the
-    layers the featurizer exposes (all interaction layers, or only the last one for a
-    featurizer without ``layers=``). ``vnorm`` are the norms of the pooled vector channels,
-    exactly as ``features="invariant"`` computes them.
-    """
-
-    def __init__(self, model: str, trajs: Trajectories, *, select: str, reduce: str,
-                 cache: Path, device: str | None, batch_size: int | None,
-                 log: Callable[[str], None], local: bool = False) -> None:
-        self.model, self.trajs, self.select, self.reduce = model, trajs, select, reduce
-        self.local = local  # pool="residue-local": its own pass (tokens of local graphs)
-        self.KEYS = (("residue-local_scalar", "residue-local_vnorm") if local else
-                     ("graph_scalar", "graph_vnorm", "residue_scalar", "residue_vnorm"))
-        self.cache, self.device, self.batch_size, self.log = cache, device, batch_size, log
-        self.all_layers = _supports_layers()
-        self.seconds = 0.0
-        self.frames_per_s: list[float] = []
-        self._data: dict[str, list[np.ndarray]] | None = None
-
-    def _files(self, path: str) -> dict[str, Path]:
-        from .._version import __version__
-        from ..registry import get_model_card
-
-        card = get_model_card(self.model)  # the weights' hash: a retrained card is not reused
-        key = _file_key([path, self.trajs.top], model=self.model, weights=card.sha256,
-                        select=self.select, reduce=self.reduce, stride=self.trajs.stride,
-                        version=__version__, all_layers=self.all_layers,
-                        **({"local": True} if self.local else {}))
-        stem = Path(path).stem
-        return {k: self.cache / f"{stem}_{card.name}_{key}_{k}.npy" for k in self.KEYS}
-
-    def data(self) -> dict[str, list[np.ndarray]]:
-        if self._data is None:
-            self._data = {k: [] for k in self.KEYS}
-            for path, traj in zip(self.trajs.paths, self.trajs.trajs, strict=True):
-                files = self._files(path)
-                if all(f.exists() for f in files.values()):
-                    arrays = {k: np.load(f) for k, f in files.items()}
-                else:
-                    arrays = self._embed(traj, path)
-                    self.cache.mkdir(parents=True, exist_ok=True)
-                    for k, f in files.items():
-                        _save(f, arrays[k])
-                for k in self.KEYS:
-                    self._data[k].append(arrays[k])
-        return self._data
-
-    def _embed(self, traj, path: str) -> dict[str, np.ndarray]:
-        import torch
-
-        from ..featurizer import GeomFeaturizer
-        from ..pooling import pool_atoms
-
-        kwargs = {"layers": "all"} if self.all_layers else {}
-        featurizer = GeomFeaturizer(self.model, select=self.select,
-                                    pool="residue-local" if self.local else "atom",
-                                    features="equivariant", reduce=self.reduce,
-                                    device=self.device, batch_size=self.batch_size, **kwargs)
-        reader = featurizer.reader(traj)
-        residues = torch.as_tensor(reader.residues)
-        n_res = len(reader.residue_labels)
-        h = featurizer.card.hidden_channels
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in self.KEYS}
-        t0 = time.perf_counter()
-        for _, atoms in featurizer.iter_embeddings(reader, reader.frame_indices(None, None,
-                                                                                None)):
-            a = torch.from_numpy(atoms)  # (B, N, 4, L*H) atoms, or (B, R, 4, L*H) local tokens
-            b, n = a.shape[:2]
-            a = a.view(b, n, 4, -1, h)
-            x, vec = a[:, :, 0], a[:, :, 1:4]
-            if self.local:
-                parts["residue-local_scalar"].append(x.numpy())
-                parts["residue-local_vnorm"].append(torch.linalg.vector_norm(vec, dim=-3)
-                                                    .numpy())
-                continue
-            for pool in ("graph", "residue"):
-                xs = pool_atoms(x, pool, self.reduce, residues, n_res)
-                vs = pool_atoms(vec, pool, self.reduce, residues, n_res)
-                parts[f"{pool}_scalar"].append(xs.numpy())
-                parts[f"{pool}_vnorm"].append(torch.linalg.vector_norm(vs, dim=-3).numpy())
-        seconds = time.perf_counter() - t0
-        self.seconds += seconds
-        self.frames_per_s.append(round(traj.n_frames / max(seconds, 1e-9), 1))
-        self.log(f"embedded {path} with {self.model} ({traj.n_frames} frames, "
-                 f"{traj.n_frames / max(seconds, 1e-9):.0f} frames/s)")
-        return {k: np.concatenate(v).astype(np.float32) for k, v in parts.items()}
-
-    def readout(self, pool: str, features: str, layers: str | list[int]) -> list[np.ndarray]:
-        data = self.data()
-        n_layers = data[f"{pool}_scalar"][0].shape[-2]
-        if layers == "last":
-            idx = [n_layers - 1]
-        elif layers == "all":
-            if not self.all_layers:
-                raise GeomfeatError("layers='all' needs a featurizer with layers= support")
-            idx = list(range(n_layers))
-        else:
-            if not self.all_layers:
-                raise GeomfeatError("layer indices need a featurizer with layers= support")
-            idx = []
-            for i in layers:
-                if not -n_layers <= i < n_layers:
-                    raise GeomfeatError(f"layer {i} out of range for {self.model} "
-                                        f"({n_layers} interaction layers)")
-                idx.append(i % n_layers)
-        out = []
-        for xs, vn in zip(data[f"{pool}_scalar"], data[f"{pool}_vnorm"], strict=True):
-            x = xs[..., idx, :]
-            if features == "invariant":
-                x = np.concatenate([x, vn[..., idx, :]], axis=-1)
-            out.append(np.ascontiguousarray(x.reshape(*x.shape[:-2], -1), dtype=np.float32))
-        return out
+    try:
+        resolve_layers(layers, n_layers)
+    except ValueError as exc:
+        raise GeomfeatError(f"feature set {item!r}: {exc}") from None
+    return layers
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,8 +317,9 @@ def _user_arrays(path: str, trajs: Trajectories) -> list[np.ndarray]:
                                 f"analysed frames (stride {trajs.stride})")
         a = np.asarray(a, dtype=np.float32)
         if not np.isfinite(a).all():
-            bad = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)).any(1))[0, 0])
-            raise GeomfeatError(f"{f}: non-finite value in row {bad}")
+            row, col = np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0]
+            raise GeomfeatError(f"{f}: non-finite value ({a.reshape(len(a), -1)[row, col]}) in "
+                                f"row {row}, column {col}")
         out.append(a)
     return out
 
@@ -462,27 +331,44 @@ def _user_arrays(path: str, trajs: Trajectories) -> list[np.ndarray]:
 def build_feature_sets(specs: Sequence[str], trajs: Trajectories, *, select: str = "heavy",
                        reduce: str = "sum", cache: str | os.PathLike | None = None,
                        device: str | None = "cpu", batch_size: int | None = None,
-                       log: Callable[[str], None] = lambda s: None
+                       log: Callable[[str], None] = lambda s: None, progress: bool = False
                        ) -> tuple[dict[str, FeatureSet], dict]:
     """Compute every feature set of ``specs`` on the frames of ``trajs``.
 
-    Encoder readouts share one cached encoder pass per encoder and trajectory.
+    Every spec is parsed and every ``npy:`` array read and checked before any feature is
+    computed, so a bad spec or file fails in seconds, not after an encoder pass. Encoder
+    readouts share one cached encoder pass per encoder and trajectory
+    (:mod:`~geomfeat.evaluate.readouts`; ``cache`` default:
+    :func:`~geomfeat.evaluate.readouts.readout_cache_dir`). ``progress``: a progress bar
+    (frames/s) per encoder pass.
 
     Returns
     -------
     sets : dict
         ``{spec: FeatureSet}`` in the order given.
     embedding : dict
-        Per encoder: seconds spent embedding (0 when read from the cache), frames/s, and whether
-        all interaction layers were available.
+        Per encoder: seconds spent embedding (0 when read from the cache), frames/s, whether
+        all interaction layers were available, the cache folder and the cache entries that
+        were recomputed because they did not match.
+
+    Raises
+    ------
+    GeomfeatError
+        A bad spec or ``npy:`` file, or a feature set whose every feature is constant.
     """
-    cache_dir = Path(cache) if cache is not None else Path(
-        os.environ.get("GEOMFEAT_EVAL_CACHE", Path.home() / ".cache" / "geomfeat" / "evaluate"))
+    from .readouts import Readouts, readout_cache_dir
+
+    cache_dir = readout_cache_dir(cache)
     parsed = {spec: parse_spec(spec) for spec in specs}
     if len(set(parsed)) != len(list(specs)):
         raise GeomfeatError(f"feature sets repeat: {list(specs)}")
-    readouts: dict[str, _Readouts] = {}
     done: dict[str, tuple[list[np.ndarray], str]] = {}
+    for parts in parsed.values():  # user arrays first: cheap, and a bad file fails early
+        for part in parts:
+            if part["kind"] == "npy":
+                done[json.dumps(part, sort_keys=True)] = (_user_arrays(part["path"], trajs),
+                                                          f"user arrays {part['path']}")
+    readouts: dict[str, Readouts] = {}
     sets: dict[str, FeatureSet] = {}
     for spec, parts in parsed.items():
         t0 = time.perf_counter()
@@ -493,25 +379,18 @@ def build_feature_sets(specs: Sequence[str], trajs: Trajectories, *, select: str
                 if part["kind"] == "embedding":
                     local = part["pool"] == "residue-local"
                     name = part["model"] + (" residue-local" if local else "")
-                    r = readouts.setdefault(name, _Readouts(
+                    r = readouts.setdefault(name, Readouts(
                         part["model"], trajs, select=select, reduce=reduce, cache=cache_dir,
-                        device=device, batch_size=batch_size, log=log, local=local))
+                        device=device, batch_size=batch_size, log=log, local=local,
+                        progress=progress))
                     data = r.readout(part["pool"], part["features"], part["layers"])
-                elif part["kind"] == "npy":
-                    data = _user_arrays(part["path"], trajs)
-                else:
-                    data, desc = _classical(part["kind"], trajs)
-                    done[key] = ([np.asarray(d, np.float32) for d in data], desc)
-                    pieces.append(done[key][0])
-                    descriptions.append(desc)
-                    continue
-                if part["kind"] == "embedding":
                     layers = part["layers"] if isinstance(part["layers"], str) else \
                         ",".join(map(str, part["layers"]))
                     desc = (f"geomfeat {part['model']} select={select} pool={part['pool']} "
                             f"reduce={reduce} features={part['features']} layers={layers}")
                 else:
-                    desc = f"user arrays {part['path']}"
+                    data, desc = _classical(part["kind"], trajs)
+                    data = [np.asarray(d, np.float32) for d in data]
                 done[key] = (data, desc)
             pieces.append(done[key][0])
             descriptions.append(done[key][1])
@@ -520,10 +399,22 @@ def build_feature_sets(specs: Sequence[str], trajs: Trajectories, *, select: str
         else:
             data = [np.concatenate([p[i].reshape(len(p[i]), -1) for p in pieces], axis=1)
                     for i in range(len(trajs.trajs))]
+        _check_varies(spec, data)
         sets[spec] = FeatureSet(spec, data, " + ".join(descriptions),
                                 seconds=time.perf_counter() - t0)
         log(f"feature set {spec}: frames {sets[spec].frame_shape}")
     embedding = {m: {"seconds": round(r.seconds, 1), "frames_per_s": r.frames_per_s,
-                     "all_layers": r.all_layers, "cache": str(cache_dir)}
+                     "all_layers": r.all_layers, "cache": str(cache_dir),
+                     "recomputed_cache_entries": r.recomputed}
                  for m, r in readouts.items()}
     return sets, embedding
+
+
+def _check_varies(spec: str, data: Sequence[np.ndarray]) -> None:
+    """Raise unless at least one feature of ``spec`` varies over the frames."""
+    flat = [np.asarray(d).reshape(len(d), -1) for d in data if len(d)]
+    lo = np.min([d.min(0) for d in flat], axis=0)
+    hi = np.max([d.max(0) for d in flat], axis=0)
+    if not (hi - lo > 1e-6 * np.maximum(1.0, np.abs(hi))).any():
+        raise GeomfeatError(f"feature set {spec}: every one of its {len(lo)} features is "
+                            "constant over all frames; it carries no kinetic information")

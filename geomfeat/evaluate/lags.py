@@ -42,7 +42,7 @@ class Lag(int):
         return {"frames": int(self), "text": self.text, "ps": self.ps}
 
 
-def parse_lag(text: str | int, dt_ps: float | None) -> Lag:
+def parse_lag(text: str | int, dt_ps: float | None, what: str = "lag") -> Lag:
     """Convert one lag time to frames.
 
     Parameters
@@ -52,6 +52,8 @@ def parse_lag(text: str | int, dt_ps: float | None) -> Lag:
         ``5``).
     dt_ps : float or None
         Time between analysed frames in ps (``None``: unknown, then only frames are accepted).
+    what : str
+        What the time is, for error messages (``"lag"``, ``"block"``).
 
     Returns
     -------
@@ -67,25 +69,27 @@ def parse_lag(text: str | int, dt_ps: float | None) -> Lag:
     raw = str(text)
     m = _LAG.match(raw)
     if not m:
-        raise GeomfeatError(f"lag {raw!r}: expected a number of frames or a time such as 20ps")
+        raise GeomfeatError(f"{what} {raw!r}: expected a number of frames or a time such as "
+                            "20ps")
     value, unit = float(m.group(1)), m.group(2)
     if not unit:
         if value != int(value) or value < 1:
-            raise GeomfeatError(f"lag {raw!r}: a lag in frames must be a positive integer")
+            raise GeomfeatError(f"{what} {raw!r}: a time in frames must be a positive integer")
         frames = int(value)
         return Lag(frames, raw.strip(), None if dt_ps is None else frames * dt_ps)
     if unit not in UNITS_PS:
-        raise GeomfeatError(f"lag {raw!r}: unknown unit {unit!r}; use fs, ps, ns or us")
+        raise GeomfeatError(f"{what} {raw!r}: unknown unit {unit!r}; use fs, ps, ns or us")
     if dt_ps is None:
-        raise GeomfeatError(f"lag {raw!r}: the trajectory does not record its time step; give "
-                            "the lag in frames or the time step (--timestep)")
+        raise GeomfeatError(f"{what} {raw!r}: the trajectory does not record its time step; "
+                            f"give the {what} in frames or the time step (--timestep)")
     ps = value * UNITS_PS[unit]
     frames = ps / dt_ps
     if abs(frames - round(frames)) > 1e-6 * max(1.0, frames):
-        raise GeomfeatError(f"lag {raw!r} = {ps:g} ps is not a whole number of frames of "
+        raise GeomfeatError(f"{what} {raw!r} = {ps:g} ps is not a whole number of frames of "
                             f"{dt_ps:g} ps")
     if round(frames) < 1:
-        raise GeomfeatError(f"lag {raw!r} = {ps:g} ps is shorter than one frame ({dt_ps:g} ps)")
+        raise GeomfeatError(f"{what} {raw!r} = {ps:g} ps is shorter than one frame "
+                            f"({dt_ps:g} ps)")
     return Lag(round(frames), raw.strip(), ps)
 
 

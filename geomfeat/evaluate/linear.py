@@ -61,9 +61,10 @@ def implied_timescales(trajs: Sequence[np.ndarray], lags: Sequence[int], k: int 
     flat = flat64(trajs)
     out = np.full((len(lags), k), np.nan)
     for i, lag in enumerate(lags):
-        if all(len(t) <= lag for t in flat):
+        long = [t for t in flat if len(t) > lag]  # shorter ones hold no pair at this lag
+        if not long:
             continue
-        ts = TICA(lagtime=int(lag)).fit(flat).fetch_model().timescales(lagtime=int(lag))
+        ts = TICA(lagtime=int(lag)).fit(long).fetch_model().timescales(lagtime=int(lag))
         ts = ts[np.isfinite(ts) & (ts > 0)][:k]
         out[i, :len(ts)] = ts
     return out

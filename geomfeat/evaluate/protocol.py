@@ -37,9 +37,11 @@ from .features import (
     Trajectories,
     build_feature_sets,
     load_trajectories,
+    parse_spec,
 )
 from .lags import Lag, parse_lags
 from .linear import vamp_fit, vamp_scores
+from .preflight import block_length, check_lags, resolve_device
 from .recipe import VAMPNetRecipe
 from .splits import Split, make_split, pieces_of, standardizer
 from .stats import paired, summary
@@ -94,14 +96,54 @@ class CompareResult:
 
 
 def score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *, dims: Sequence[int],
-                      recipe: VAMPNetRecipe | None, seed: int, device: str = "cpu"
-                      ) -> tuple[dict, dict]:
+                      recipe: VAMPNetRecipe | None, seed: int, device: str = "cpu",
+                      progress: bool = False) -> tuple[dict, dict]:
     """Linear and VAMPNet test scores of one feature set on one split, at every lag.
 
     Returns ``(scores, outputs)``: ``scores[str(lag)]`` holds ``linear`` ({k: VAMP-2}) and
     ``vampnet`` (test VAMP-2, its refit variant, validation score, runs); ``outputs`` the
-    chosen lobes' outputs on all frames (for plots).
+    chosen lobes' outputs on all frames (for plots). ``progress``: a progress bar (epochs,
+    validation VAMP-2) per VAMPNet fit.
+
+    Raises
+    ------
+    GeomfeatError
+        When deeptime finds no rank to keep (features constant on the training part), naming
+        the feature set, lag and seed.
     """
+    from deeptime.numeric import ZeroRankError
+
+    try:
+        return _score_feature_set(fs, split, lags, dims=dims, recipe=recipe, seed=seed,
+                                  device=device, progress=progress)
+    except ZeroRankError:
+        lag = max(lags)
+        pairs = sum(max(0, b - a - lag) for _, a, b in split.train)
+        raise GeomfeatError(f"feature set {fs.name}, seed {seed}: VAMP finds no direction to "
+                            f"keep on the training part ({pairs} time-lagged pairs at lag {lag} "
+                            "frames): its features are constant there, or there are too few "
+                            "pairs (use a shorter lag or more data)") from None
+
+
+def _fit_bar(fs: FeatureSet, lag: int, seed: int, recipe: VAMPNetRecipe, progress: bool):
+    """A tqdm bar over the epochs of every restart of one VAMPNet fit, and its callback."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=recipe.restarts * recipe.max_epochs, unit="epoch", leave=False,
+               desc=f"VAMPNet {fs.name} lag {lag} seed {seed}", disable=not progress,
+               dynamic_ncols=True)
+
+    def on_epoch(restart: int, epoch: int, score: float) -> None:
+        bar.n = restart * recipe.max_epochs + epoch  # an early stop skips the rest
+        bar.set_postfix(restart=restart, val=f"{score:.3f}", refresh=False)
+        bar.refresh()
+
+    return bar, on_epoch
+
+
+def _score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *,
+                       dims: Sequence[int], recipe: VAMPNetRecipe | None, seed: int,
+                       device: str, progress: bool) -> tuple[dict, dict]:
     train_raw = pieces_of(fs.data, split.train)
     mean, sd = standardizer(train_raw)
     z = [((x - mean) / sd).astype(np.float32) for x in fs.data]
@@ -117,7 +159,10 @@ def score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *, dims
             import torch
             from deeptime.decomposition.deep import vamp_score
 
-            net = train_vampnet(train, val, lag, recipe, seed=seed, device=device)
+            bar, on_epoch = _fit_bar(fs, lag, seed, recipe, progress)
+            with bar:
+                net = train_vampnet(train, val, lag, recipe, seed=seed, device=device,
+                                    on_epoch=on_epoch)
             chi_train, chi_test = transform(net["lobe"], train), transform(net["lobe"], test)
             vamp2 = float(vamp_fit(chi_train, lag).score(
                 r=2, test_model=vamp_fit(chi_test, lag)))
@@ -137,14 +182,15 @@ def score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *, dims
 def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | os.PathLike,
             lags: Sequence[str | int], *, features: Sequence[str] = DEFAULT_FEATURES,
             reference: str | None = "distances", seeds: Sequence[int] = (0, 1, 2),
-            split: str = "block", n_blocks: int = 10, val_fraction: float = 0.2,
+            split: str = "block", block: str | int | None = None,
+            n_blocks: int | None = None, val_fraction: float = 0.2,
             test_fraction: float = 0.2, stride: int = 1, timestep: float | None = None,
             n_linear: int | None = None, vampnet: bool = True,
             recipe: VAMPNetRecipe | None = None, select: str = "heavy", reduce: str = "sum",
-            cache: str | os.PathLike | None = None, device: str = "cpu",
+            cache: str | os.PathLike | None = None, device: str | None = None,
             threads: int | None = None, out: str | os.PathLike | None = None,
             name: str = "compare", log: Callable[[str], None] | None = _log,
-            command: str | None = None) -> CompareResult:
+            command: str | None = None, progress: bool = False) -> CompareResult:
     """Compare feature sets for kinetic models with an unbiased train/validation/test protocol.
 
     Parameters
@@ -162,9 +208,20 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
         Feature set the others are compared with, seed by seed (default ``"distances"``;
         ``None``: no comparison). Added to ``features`` when missing.
     seeds : sequence of int
-        One split (and VAMPNet initialisation) per seed.
+        One split (and VAMPNet initialisation) per seed; no seed may repeat.
     split : {"block", "trajectory"}
-        Deal contiguous blocks (``n_blocks`` per trajectory) or whole trajectories.
+        Deal contiguous blocks or whole trajectories.
+    block : str or int, optional
+        Length of a block: a time (``"200ps"``) or frames (after ``stride``); a trajectory of
+        ``n`` frames is cut into ``n // block`` equal blocks, a shorter one is kept whole.
+        Default (neither ``block`` nor ``n_blocks``): the longer of 5 × the longest lag (at
+        least 80 % of a block's frames start a pair at that lag) and the longest trajectory
+        / 10 (the ten blocks per trajectory of earlier versions), shorter where that would
+        not give three pieces. Trajectories shorter than the longest lag + 1 hold no pair and
+        are left out (listed in the log and the report).
+    n_blocks : int, optional
+        Instead of ``block``: blocks per trajectory (fewer for a trajectory too short for
+        that many blocks of the longest lag + 1 frames).
     val_fraction, test_fraction : float
         Fractions of blocks/trajectories for validation and test.
     stride : int
@@ -181,14 +238,19 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
     select, reduce : str
         Atoms embedded and pooling of the encoder readouts.
     cache : path, optional
-        Folder of cached encoder readouts (default ``$GEOMFEAT_EVAL_CACHE`` or
-        ``~/.cache/geomfeat/evaluate``).
-    device : str
-        Torch device for embedding and training.
+        Folder of cached encoder readouts (default
+        :func:`~geomfeat.evaluate.readouts.readout_cache_dir`: ``$GEOMFEAT_EVAL_CACHE``, else
+        ``evaluate/`` in geomfeat's cache, ``$GEOMFEAT_CACHE`` or ``~/.cache/geomfeat``).
+    device : str, optional
+        Torch device for embedding and training (default: CUDA when available, else CPU).
     threads : int, optional
         Torch CPU threads (one is fastest for the small lobes on a busy machine).
     out : path, optional
         Write the report (JSON, markdown, plots) into this folder as ``name.*``.
+    log : callable, optional
+        Receives progress messages (``None``: silent).
+    progress : bool
+        Progress bars on stderr: frames/s per encoder pass, epochs per VAMPNet fit.
 
     Returns
     -------
@@ -212,6 +274,18 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
         raise GeomfeatError("no lag times given")
     if not seeds:
         raise GeomfeatError("no seeds given")
+    repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if repeated:
+        raise GeomfeatError(f"seeds {' '.join(map(str, seeds))} repeat seed "
+                            f"{', '.join(map(str, repeated))}: each seed is one paired sample")
+    if block is not None and n_blocks is not None:
+        raise GeomfeatError("give a block length or a number of blocks, not both")
+    if split == "trajectory" and (block is not None or n_blocks is not None):
+        raise GeomfeatError("a block length or number of blocks applies to a split by block, "
+                            "not by trajectory")
+    for spec in features:  # every spec is checked before any work
+        parse_spec(spec)
+    device = resolve_device(device)
     if out is not None and not Path(out).parent.is_dir():
         raise GeomfeatError(f"output folder's parent does not exist: {Path(out).parent}")
     data: Trajectories = load_trajectories(top, trajs, stride=stride, timestep=timestep)
@@ -219,12 +293,18 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
     log(f"{len(data.trajs)} trajectories, {sum(data.lengths)} frames, "
         f"{data.dt_ps if data.dt_ps is not None else 'unknown'} ps per frame; lags "
         + ", ".join(f"{lag.text} = {int(lag)} frames" for lag in lag_list))
-    splits = [make_split(data.lengths, by=split, n_blocks=n_blocks, val_fraction=val_fraction,
-                         test_fraction=test_fraction, seed=s, min_length=max(lag_list) + 1)
+    check_lags(lag_list, data, split)
+    block_lag = block_length(block, n_blocks, split, lag_list, data)
+    splits = [make_split(data.lengths, by=split, n_blocks=n_blocks,
+                         block=None if block_lag is None else int(block_lag),
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=s,
+                         min_length=max(lag_list) + 1)
               for s in seeds]
+    for sp in splits:
+        log(_split_line(sp, data, max(lag_list)))
     t0 = time.perf_counter()
     sets, embedding = build_feature_sets(features, data, select=select, reduce=reduce,
-                                         cache=cache, device=device, log=log)
+                                         cache=cache, device=device, log=log, progress=progress)
     features_s = time.perf_counter() - t0
     dims = list(range(1, (n_linear or recipe.n_states - 1) + 1))
     scores: dict = {name_: {str(int(lag)): {"linear": {"per_seed": []},
@@ -232,13 +312,16 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                             for lag in lag_list} for name_ in sets}
     outputs: dict = {}
     vampnet_s = 0.0
+    cost: dict[str, list[float]] = {name_: [] for name_ in sets}  # s per seed, for the ETA
     for sp in splits:
         for fs_name, fs in sets.items():
             t1 = time.perf_counter()
             res, outs = score_feature_set(fs, sp, [int(lag) for lag in lag_list], dims=dims,
                                           recipe=recipe if vampnet else None, seed=sp.seed,
-                                          device=device)
+                                          device=device, progress=progress)
             vampnet_s += time.perf_counter() - t1
+            cost[fs_name].append(time.perf_counter() - t1)
+            left = _time_left(cost, len(splits))
             if sp.seed == splits[0].seed:
                 outputs[fs_name] = outs
             for lag, entry in res.items():
@@ -252,7 +335,8 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                    f"{entry['vampnet']['val_vamp2']:.3f}, epochs "
                    f"{[r['epochs'] for r in entry['vampnet']['runs']]})"
                    if "vampnet" in entry else "") for lag, entry in res.items())
-                + f" [{time.perf_counter() - t1:.0f} s]")
+                + f" [{time.perf_counter() - t1:.0f} s"
+                + (f"; about {_duration(left)} left]" if left is not None else "]"))
     for fs_scores in scores.values():
         for s in fs_scores.values():
             runs = s["linear"]["per_seed"]
@@ -282,7 +366,9 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
         "command": command, "data": data.as_dict(),
         "lags": [lag.as_dict() for lag in lag_list],
         "settings": {"features": features, "reference": reference, "seeds": list(seeds),
-                     "split": split, "n_blocks": n_blocks, "val_fraction": val_fraction,
+                     "split": split, "n_blocks": n_blocks,
+                     "block": None if block_lag is None else block_lag.as_dict(),
+                     "val_fraction": val_fraction,
                      "test_fraction": test_fraction, "stride": stride, "timestep": timestep,
                      "linear_dims": dims, "vampnet": vampnet, "recipe": recipe.as_dict(),
                      "select": select, "reduce": reduce, "device": device,
@@ -310,3 +396,38 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
         files = result.save(out, name)
         log("wrote " + ", ".join(str(f) for f in files))
     return result
+
+
+def _split_line(sp: Split, data: Trajectories, longest: int) -> str:
+    """One log line: frames and trajectories per part, and what was left out and why."""
+    total = sum(data.lengths)
+    parts = ", ".join(f"{p} {sp.frames(p)} frames ({100 * sp.frames(p) / total:.0f} %) in "
+                      f"{sp.trajectories(p)} trajector{'y' if sp.trajectories(p) == 1 else 'ies'}"
+                      for p in ("train", "validation", "test"))
+    line = f"split seed {sp.seed}: {parts}"
+    if sp.left_out:
+        n = sum(b - a for _, a, b in sp.left_out)
+        names = ", ".join(Path(data.paths[i]).name for i, _, _ in sp.left_out[:5])
+        line += (f"; left out {len(sp.left_out)} trajectories ({n} frames, "
+                 f"{100 * n / total:.1f} %) shorter than the longest lag + 1 "
+                 f"({longest + 1} frames): {names}"
+                 + (", ..." if len(sp.left_out) > 5 else ""))
+    return line
+
+
+def _time_left(cost: dict[str, list[float]], n_seeds: int) -> float | None:
+    """Estimated seconds until every feature set is scored for every seed, from the times so
+    far (a set not yet timed: the mean of the others); ``None`` when nothing is left."""
+    done = [t for times in cost.values() for t in times]
+    mean_all = sum(done) / len(done)
+    left = sum((n_seeds - len(times)) * (sum(times) / len(times) if times else mean_all)
+               for times in cost.values())
+    return left if any(len(times) < n_seeds for times in cost.values()) else None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -45,23 +45,54 @@ def _lag_label(d: dict) -> str:
         else f"{d['frames']} frames = {d['ps']:g} ps"
 
 
+def _split_unit(cfg: dict) -> str:
+    if cfg["split"] != "block":
+        return ""
+    block = cfg.get("block")
+    if block:
+        ps = f" = {block['ps']:g} ps" if block.get("ps") is not None else ""
+        return f" (blocks of at least {block['frames']} frames{ps}: {block['text']})"
+    return f" ({cfg['n_blocks']} blocks per trajectory, fewer where they would hold no pair)"
+
+
+def _parts_table(report: dict) -> list[str]:
+    """Frames and trajectories of each part, per seed."""
+    total = sum(report["data"]["frames"])
+    rows = []
+    for sp in report["splits"]:
+        n = sp.get("trajectories", {})
+        rows.append([str(sp["seed"]), *(
+            f"{sp['frames'][p]} ({100 * sp['frames'][p] / max(total, 1):.0f} %)"
+            + (f", {n[p]} traj." if p in n else "") for p in ("train", "validation", "test"))])
+    return _table(["seed", "train frames", "validation frames", "test frames"], rows)
+
+
+def _left_out(split: dict, data: dict) -> str:
+    left = split.get("left_out", [])
+    if not left:
+        return "No frames left out: every trajectory holds pairs at the longest lag."
+    n = sum(x["frames"] for x in left)
+    names = ", ".join(f"`{Path(data['paths'][x['trajectory']]).name}` ({x['frames']})"
+                      for x in left)
+    return (f"**Left out** (in no part): {len(left)} trajectories, {n} frames "
+            f"({100 * n / max(sum(data['frames']), 1):.1f} %), {left[0]['reason']}: {names}.")
+
+
 def markdown(report: dict) -> str:
     """The report's tables as markdown."""
     cfg = report["settings"]
     rec = cfg["recipe"]
     dims = report["linear_dims"]
     data = report["data"]
-    sp = report["splits"][0]["frames"]
+    first = report["splits"][0]
     lines = [f"# geomfeat compare: {report['system']}", "",
              f"{sum(data['frames'])} frames in {len(data['paths'])} trajectories (stride "
              f"{data['stride']}, {data['dt_ps'] if data['dt_ps'] is not None else '?'} ps per "
-             f"frame). Split by {cfg['split']}"
-             + (f" ({cfg['n_blocks']} blocks per trajectory)" if cfg["split"] == "block" else "")
-             + f": train / validation / test {sp['train']} / {sp['validation']} / {sp['test']} "
-             f"frames (seed {report['splits'][0]['seed']}); seeds {cfg['seeds']}. "
+             f"frame). Split by {cfg['split']}{_split_unit(cfg)}; seeds {cfg['seeds']}. "
              "**Test** VAMP-2, mean ± sd over seeds (constant function included: 1 = no "
              f"kinetic information; linear dimension k: at most 1 + k; VAMPNet with "
-             f"{rec['n_states']} softmax states: at most {rec['n_states']}).", ""]
+             f"{rec['n_states']} softmax states: at most {rec['n_states']}).", "",
+             *_parts_table(report), "", _left_out(first, data), ""]
     if cfg["vampnet"]:
         lines += [f"VAMPNet recipe (all feature sets): lobe budget {rec['budget']} parameters, "
                   f"depth {rec['depth']}, token lobe {rec['token_lobe']}, batch "

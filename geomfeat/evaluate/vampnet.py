@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -119,7 +120,9 @@ def fit_with_early_stopping(vnet: Any, module: torch.nn.Module,
                             max_epochs: int = 30, patience: int = 8, lr_patience: int = 4,
                             lr_factor: float = 0.5, min_lr: float = 1e-5,
                             min_improvement: float = 1e-4, seed: int = 0,
-                            eval_batch_size: int | None = None) -> dict[str, Any]:
+                            eval_batch_size: int | None = None,
+                            on_epoch: Callable[[int, float], None] | None = None
+                            ) -> dict[str, Any]:
     """Train a deeptime ``VAMPNet``, keeping the weights of its best validation epoch.
 
     An epoch is ``steps_per_epoch`` mini-batches of ``batch_size`` pairs drawn from the
@@ -128,7 +131,8 @@ def fit_with_early_stopping(vnet: Any, module: torch.nn.Module,
     ``lr_factor`` (down to ``min_lr``) after ``lr_patience`` epochs without a better score
     (by more than ``min_improvement``); training stops after ``patience`` such epochs or
     ``max_epochs``. ``module`` (the lobe; for fine-tuning, with its trainable encoder layers)
-    gets the weights of the best epoch back and is left in eval mode.
+    gets the weights of the best epoch back and is left in eval mode. ``on_epoch(epoch,
+    validation_score)`` is called after every epoch (progress bars).
 
     Returns
     -------
@@ -159,6 +163,8 @@ def fit_with_early_stopping(vnet: Any, module: torch.nn.Module,
         curve.append(round(score, 5))
         train_curve.append(round(float(np.mean(batch_scores)), 5) if batch_scores else None)
         sched.step(score)
+        if on_epoch is not None:
+            on_epoch(epoch, score)
         if score > best + min_improvement:
             best, best_epoch = score, epoch
             best_state = copy.deepcopy(module.state_dict())
@@ -175,7 +181,7 @@ def fit_with_early_stopping(vnet: Any, module: torch.nn.Module,
             "val_curve": curve, "train_curve": train_curve}
 
 
-def _train_once(shape, train, val, recipe, seed, device) -> dict:
+def _train_once(shape, train, val, recipe, seed, device, on_epoch=None) -> dict:
     from deeptime.decomposition.deep import VAMPNet
 
     torch.manual_seed(seed)
@@ -187,13 +193,15 @@ def _train_once(shape, train, val, recipe, seed, device) -> dict:
         vnet, lobe, train, val, batch_size=recipe.batch_size,
         steps_per_epoch=recipe.steps_per_epoch, max_epochs=recipe.max_epochs,
         patience=recipe.patience, lr_patience=recipe.lr_patience, lr_factor=recipe.lr_factor,
-        min_lr=recipe.min_lr, min_improvement=recipe.min_improvement, seed=seed)
+        min_lr=recipe.min_lr, min_improvement=recipe.min_improvement, seed=seed,
+        on_epoch=on_epoch)
     return {"lobe": lobe, "kind": kind, "width": width, "params": count_parameters(lobe),
             **run}
 
 
 def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: int,
-                  recipe: VAMPNetRecipe, *, seed: int = 0, device: str = "cpu"
+                  recipe: VAMPNetRecipe, *, seed: int = 0, device: str = "cpu",
+                  on_epoch: Callable[[int, int, float], None] | None = None
                   ) -> dict[str, Any]:
     """Train ``recipe.restarts`` VAMPNets and keep the best by validation VAMP-2.
 
@@ -208,6 +216,8 @@ def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: in
         The training settings.
     seed : int
         Restart ``r`` is initialised (and its batches drawn) with seed ``1000 * seed + r``.
+    on_epoch : callable, optional
+        ``on_epoch(restart, epoch, validation_score)`` after every epoch (progress bars).
 
     Returns
     -------
@@ -219,7 +229,9 @@ def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: in
     shape = tuple(train[0].shape[1:])
     tr = pairs_of(train, lag)
     va = pairs_of(validation, lag)
-    runs = [_train_once(shape, tr, va, recipe, 1000 * seed + r, device)
+    runs = [_train_once(shape, tr, va, recipe, 1000 * seed + r, device,
+                        None if on_epoch is None else
+                        (lambda e, s, r=r: on_epoch(r, e, s)))
             for r in range(recipe.restarts)]
     best = int(np.argmax([r["val_vamp2"] for r in runs]))
     lobe = runs[best]["lobe"]
