@@ -6,7 +6,7 @@ supplies what MDAnalysis misses, following mdtraj's reading (or refuses the file
 
 * :func:`header_cell`: a multi-model PDB with one ``CRYST1`` before ``MODEL 1`` (what MD tools
   write). MDAnalysis reads each model's cell from inside the model only, so no model has one;
-  mdtraj applies the record to every model;
+  mdtraj applies the record to every model; CRYST1 records in some models only are refused;
 * :func:`amber_restart_cell`: the box line of an Amber ASCII restart (``.inpcrd``, ``.rst7``),
   which MDAnalysis's ``INPReader`` does not read;
 * :func:`amber_restart_format`: the format of an Amber restart by content (``.rst7`` files are
@@ -49,30 +49,40 @@ def _vectors(dimensions: np.ndarray) -> np.ndarray | None:
 
 
 def header_cell(path: str | os.PathLike) -> np.ndarray | None:
-    """The cell of the one ``CRYST1`` record before ``MODEL 1`` of a multi-model PDB, if any.
+    """The cell of every model of a multi-model PDB with one ``CRYST1`` record, if any.
 
-    Only when the models carry no ``CRYST1`` of their own (else MDAnalysis reads those, one per
-    model). The placeholder cell of 1 Å sides is no cell (as MDAnalysis and mdtraj read it).
+    MD tools write it before ``MODEL 1``, where MDAnalysis reads it for no model; mdtraj
+    applies it to every model, and so does geomfeat. With a ``CRYST1`` in every model,
+    MDAnalysis reads one per model (``None`` here). The placeholder cell of 1 Å sides is no
+    cell (as MDAnalysis and mdtraj read it).
+
+    Raises
+    ------
+    InputError
+        If some models have a ``CRYST1`` and others not (which cell they have is unknown;
+        mdtraj would give every model the last one).
     """
     from MDAnalysis.lib.util import anyopen
 
-    cryst, models, before_first = [], 0, None
+    cryst, models = [], 0
     with anyopen(os.fspath(path), "r") as handle:
         for line in handle:
             if line.startswith("MODEL"):
                 models += 1
-                if before_first is None:
-                    before_first = len(cryst)
             elif line.startswith("CRYST1"):
                 cryst.append(line)
-    if models < 2 or len(cryst) != 1 or before_first != 1:
+    if models < 2 or len(cryst) in (0, models):
         return None
+    if len(cryst) != 1:
+        raise InputError(f"{path} has CRYST1 records for {len(cryst)} of its {models} models, "
+                         "so the unit cell of the others is unknown: keep one CRYST1 before "
+                         "MODEL 1 (one cell for all) or one in every model")
     line = cryst[0]
     try:
         dims = np.array([line[6:15], line[15:24], line[24:33], line[33:40], line[40:47],
                          line[47:54]], dtype=np.float64)
     except ValueError:
-        raise InputError(f"{path}: the CRYST1 record before MODEL 1 cannot be read: "
+        raise InputError(f"{path}: its CRYST1 record cannot be read: "
                          f"{line.strip()!r}") from None
     if np.allclose(dims, [1.0, 1.0, 1.0, 90.0, 90.0, 90.0]):
         return None

@@ -20,6 +20,7 @@ from ._threads import torch_threads
 from .encoders import Layers
 from .errors import InputError
 from .featurizer import GeomFeaturizer
+from .featurizer import _check_box as check_box
 from .formats import xtc_complete_frames
 
 __all__ = ["GeomEmbedding"]
@@ -111,6 +112,7 @@ class GeomEmbedding(AnalysisBase):
         self._reader = self.featurizer.reader(self.atomgroup)
         self._positions: list[np.ndarray] = []
         self._boxes: list[np.ndarray | None] = []
+        self._frames: list[int] = []
         self._done: list[np.ndarray] = []
 
     def _single_frame(self) -> None:
@@ -118,6 +120,7 @@ class GeomEmbedding(AnalysisBase):
         # the reader's rule: a lone PDB's crystal cell is not used, a multi-model PDB's
         # header cell or an Amber restart's box is (see MDAnalysisReader.frame_box)
         self._boxes.append(self._reader.frame_box(self._ts))
+        self._frames.append(int(self._ts.frame))
         position = self._positions_in_run[self._frame_index]  # index in the whole run's frames
         if (position + 1) % self.featurizer.batch_size == 0:
             self._flush()
@@ -127,9 +130,11 @@ class GeomEmbedding(AnalysisBase):
             return
         use_box = self.featurizer.pbc and all(b is not None for b in self._boxes)
         boxes = np.stack(self._boxes) if use_box else None  # type: ignore[arg-type]
+        if boxes is not None:  # too small, singular, or missing for a frame (NaN)
+            check_box(boxes, self.featurizer.card.cutoff, self._frames, self._reader.source)
         self._done.append(self.featurizer.embed_positions(np.stack(self._positions),
                                                           self._reader, boxes))
-        self._positions, self._boxes = [], []
+        self._positions, self._boxes, self._frames = [], [], []
 
     def _compute(self, indexed_frames: np.ndarray, verbose: bool | None = None, *,
                  progressbar_kwargs: dict | None = None) -> GeomEmbedding:

@@ -162,8 +162,9 @@ class TrajectoryReader(ABC):
                           f"{describe_atoms(virtual, labels_all, keys_all)}", InputWarning,
                           stacklevel=4)
         if altloc.size:
-            warnings.warn(f"{self.source}: {altloc.size} atom(s) of second alternate locations "
-                          "(altlocs) were left out; the first conformer listed is kept",
+            warnings.warn(f"{self.source}: {altloc.size} atom(s) of other alternate locations "
+                          "(altlocs) were left out; the first location listed of each atom is "
+                          "kept",
                           InputWarning, stacklevel=4)
         keep = res.kind[index] != VIRTUAL
         if excluded is not None:
@@ -440,12 +441,9 @@ class MDAnalysisReader(TrajectoryReader):
         """The periodic box (rows, Å) of the current frame ``ts`` as this reader uses it.
 
         ``None`` where the cell is not used (a lone PDB's crystal cell, no cell); the file's
-        own cell where MDAnalysis read none (:meth:`_read_file_extras`).
-
-        Raises
-        ------
-        InputError
-            If the file has a cell but this frame has none.
+        own cell where MDAnalysis read none (:meth:`_read_file_extras`). A frame without a
+        cell in a file that has one gets a box of NaN, an error when periodic boundaries are
+        used (never silently none for some batches).
         """
         if self.box == "none" or self.box.startswith("ignored"):
             return None
@@ -453,9 +451,7 @@ class MDAnalysisReader(TrajectoryReader):
         if box is None or not np.any(box):
             box = self._cell
         if box is None:
-            raise InputError(f"frame {ts.frame} of {self.source} has no unit cell while the "
-                             "file has one: embed without periodic boundaries (pbc=False / "
-                             "--no-pbc) if the molecule is whole")
+            return np.full((3, 3), np.nan)
         return np.asarray(box, dtype=np.float64)
 
     def iter_batches(self, batch_size, frames):
@@ -730,8 +726,9 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
         kwargs["format"] = amber_restart_format(trajectory)
         if kwargs["format"] == "NCDF":
             raise InputError(f"{trajectory} is an Amber NetCDF restart, which MDAnalysis "
-                             "cannot read: load it with mdtraj (mdtraj.load(..., top=...)) and "
-                             "embed the Trajectory, or convert it to .nc or .inpcrd")
+                             "cannot read: embed it as an mdtraj Trajectory (mdtraj reads it "
+                             "named .ncrst: mdtraj.load('NAME.ncrst', top=...)), or convert it "
+                             "to .inpcrd")
     message = None
     with quiet_failed_readers():  # a reader that failed to open must not print when freed
         try:
