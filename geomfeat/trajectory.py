@@ -23,8 +23,12 @@ an integer array
 Keywords and ``heavy`` are decided on geomfeat's own element column
 (:mod:`geomfeat.elements`), identically for every toolkit and topology format. Virtual sites
 (TIP4P ``MW``, lone pairs, massless particles) are never embedded: a selection that includes
-them loses them with a warning. Of atoms with alternate locations (PDB altlocs), only the first
-conformer listed is kept (mdtraj's rule), on both paths.
+them loses them with a warning. Of atoms with alternate locations (PDB altlocs), the first atom
+listed of each name at each residue position is kept (mdtraj's rule), on both paths.
+
+On the MDAnalysis path, what its readers leave out of some formats is read by
+:mod:`geomfeat.formats` so that both paths agree: a multi-model PDB's single CRYST1, an Amber
+restart's box line, an XTC file's cut-off last frame (left out, with a warning).
 """
 
 from __future__ import annotations
@@ -347,7 +351,10 @@ class MDAnalysisReader(TrajectoryReader):
     MDAnalysis: PDB element column, TPR and PRMTOP atomic numbers, mol2; DMS atomic numbers),
     else from geomfeat's name table. A single-structure PDB's CRYST1 cell is a crystal cell, not
     an MD box: it is ignored with a warning (``box`` says so in the sidecar). A multi-frame GRO
-    file, of which MDAnalysis reads only the first frame, is read in full.
+    file, of which MDAnalysis reads only the first frame, is read in full. A multi-model PDB's
+    one CRYST1 and an Amber ASCII restart's box line, which MDAnalysis does not read, are used;
+    an XTC file's last frame cut off inside its body is left out with a warning (``truncated``
+    in the sidecar); a mol2 file of different molecules is refused (:mod:`geomfeat.formats`).
     """
 
     def __init__(self, obj, select: Selection = "heavy", *, heavy: bool = False,
