@@ -558,7 +558,7 @@ def _altlocs(group, source: str) -> AltlocChoice | None:
         return None
     choice = mdtraj_altlocs(np.asarray(group.names), altlocs, _attr(group, "resnames"),
                             np.asarray(group.resids), _attr(group, "icodes"),
-                            _attr(group, "chainIDs"))
+                            _chains(group))
     if choice.mixed:
         warnings.warn(f"{source}: {len(choice.mixed)} residue position(s) hold different "
                       f"residues in different alternate locations: {'; '.join(choice.mixed[:3])}"
@@ -568,6 +568,14 @@ def _altlocs(group, source: str) -> AltlocChoice | None:
     return choice
 
 
+def _chains(group) -> np.ndarray | None:
+    """Chain of every atom: chain ID and segment, where the topology has them."""
+    chains, segids = _attr(group, "chainIDs"), _attr(group, "segids")
+    if chains is None or segids is None:
+        return chains if chains is not None else segids
+    return np.char.add(np.char.add(chains.astype(str), ":"), segids.astype(str))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -575,7 +583,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _warn_once(trajectory, message: str) -> None:
     """Warn ``message`` once per MDAnalysis reader (``load_universe`` may have warned it)."""
-    if getattr(trajectory, "_geomfeat_warned", None) == message:
+    if getattr(trajectory, "_geomfeat_warned", None) is not None:
         return
     warnings.warn(message, UserWarning, stacklevel=4)
     try:
