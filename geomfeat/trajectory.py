@@ -485,7 +485,7 @@ class MDAnalysisReader(TrajectoryReader):
                                  f"({_first_line(exc)}); the file may be truncated") from None
             if read < len(chunk):  # never hand on rows that were not read
                 raise InputError(f"frame {chunk[read]} of {self.source} cannot be read: the "
-                                 f"file ends after {chunk[read]} frames (truncated?)")
+                                 "trajectory ends before it (truncated?)")
             yield Batch(chunk, positions, boxes)
 
     def _memory_batches(self, batch_size, frames):
