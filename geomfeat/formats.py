@@ -14,8 +14,8 @@ supplies what MDAnalysis misses, following mdtraj's reading (or refuses the file
 * :func:`mdtraj_altlocs`: which atoms of alternate locations mdtraj keeps (MDAnalysis keeps all);
 * :func:`check_mol2_molecules`: a multi-molecule mol2 file is read by MDAnalysis as frames of
   its first molecule's atoms, so its molecules must have the same atoms;
-* :func:`xtc_complete_frames`: frames of an XTC file that are complete on disk (MDAnalysis
-  counts a frame cut off inside its body as a frame).
+* :func:`complete_frames`: frames of an XTC or DCD file that are complete on disk (MDAnalysis
+  counts an XTC frame cut off inside its body as a frame, and drops a DCD's without a word).
 
 Cells are returned as ``(3, 3)`` box vectors (rows) in Å.
 """
@@ -32,8 +32,16 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["AltlocChoice", "Truncation", "amber_restart_cell", "amber_restart_format",
-           "check_mol2_molecules", "header_cell", "mdtraj_altlocs", "xtc_complete_frames"]
+__all__ = [
+    "AltlocChoice",
+    "Truncation",
+    "amber_restart_cell",
+    "amber_restart_format",
+    "check_mol2_molecules",
+    "complete_frames",
+    "header_cell",
+    "mdtraj_altlocs",
+]
 
 #: Extensions of Amber restart files (ASCII or NetCDF) that MDAnalysis does not recognise.
 AMBER_RESTART_EXTENSIONS = (".rst7", ".ncrst", ".rst", ".restrt")
@@ -265,7 +273,7 @@ def check_mol2_molecules(path: str | os.PathLike) -> int:
 
 @dataclass
 class Truncation:
-    """How an XTC file ends (see :func:`xtc_complete_frames`).
+    """How an XTC or DCD file ends (see :func:`complete_frames`).
 
     Attributes
     ----------
@@ -292,13 +300,18 @@ class Truncation:
                 f"(truncated?): using {frames}")
 
 
-def xtc_complete_frames(reader: Any, path: str | os.PathLike) -> Truncation | None:
-    """How the XTC file ``path`` read by MDAnalysis's ``reader`` ends, or ``None`` if whole.
+def complete_frames(reader: Any, path: str | os.PathLike) -> Truncation | None:
+    """How the XTC or DCD file ``path`` read by MDAnalysis's ``reader`` ends; ``None`` if it
+    ends with a complete frame (or is of another format).
 
-    The end of the last frame MDAnalysis found is read from its header (92 bytes), so the
-    check costs one small read. ``None`` also when the file is not an XTC file.
+    XTC: the end of the last frame MDAnalysis found is read from its header (92 bytes), one
+    small read. DCD: the frames have a fixed size (MDAnalysis counts the complete ones).
     """
-    if getattr(reader, "format", None) != "XTC" or reader.n_frames < 1:
+    kind = getattr(reader, "format", None)
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "DCD":
+        return _dcd_end(reader, path)
+    if kind != "XTC" or reader.n_frames < 1:
         return None
     try:
         last = int(reader._xdr.offsets[-1])
@@ -324,3 +337,16 @@ def xtc_complete_frames(reader: Any, path: str | os.PathLike) -> Truncation | No
     if size > end:
         return Truncation(n, size - end, False)
     return None
+
+
+def _dcd_end(reader: Any, path: str | os.PathLike) -> Truncation | None:
+    try:
+        dcd = reader._file
+        start = int(dcd._header_size) + int(dcd._firstframesize)
+        size, frame = os.path.getsize(path), int(dcd._framesize)
+    except (AttributeError, OSError, TypeError, ValueError):
+        return None
+    if size < start or frame <= 0:
+        return None
+    trailing = (size - start) % frame
+    return Truncation(int(reader.n_frames), trailing, False) if trailing else None

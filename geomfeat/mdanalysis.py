@@ -21,7 +21,7 @@ from .encoders import Layers
 from .errors import InputError
 from .featurizer import GeomFeaturizer
 from .featurizer import _check_box as check_box
-from .formats import xtc_complete_frames
+from .formats import complete_frames
 
 __all__ = ["GeomEmbedding"]
 
@@ -97,7 +97,7 @@ class GeomEmbedding(AnalysisBase):
         """
         trajectory = self._trajectory
         filename = getattr(trajectory, "filename", None)
-        cut = None if filename is None else xtc_complete_frames(trajectory, filename)
+        cut = None if filename is None else complete_frames(trajectory, filename)
         if cut is not None and cut.cut_frame:
             if frames is None:
                 frames = np.arange(trajectory.n_frames)[start:stop:step]

@@ -124,11 +124,11 @@ def warn_if_truncated(universe: Any, trajectory: str | os.PathLike) -> None:
     """Warn if an XTC file does not end with a complete frame (e.g. cut off while copied).
 
     Bytes after the last complete frame, or a last frame cut off inside its body: only the
-    complete frames are used (:func:`geomfeat.formats.xtc_complete_frames`, one small read).
+    complete frames are used (:func:`geomfeat.formats.complete_frames`, one small read).
     """
-    from .formats import xtc_complete_frames
+    from .formats import complete_frames
 
-    truncation = xtc_complete_frames(universe.trajectory, trajectory)
+    truncation = complete_frames(universe.trajectory, trajectory)
     if truncation is not None:
         message = truncation.message(trajectory)
         warnings.warn(message, UserWarning, stacklevel=3)

@@ -64,9 +64,9 @@ from .formats import (
     amber_restart_cell,
     amber_restart_format,
     check_mol2_molecules,
+    complete_frames,
     header_cell,
     mdtraj_altlocs,
-    xtc_complete_frames,
 )
 from .sanity import check_roles, quiet_failed_readers, warn_if_truncated
 
@@ -422,7 +422,7 @@ class MDAnalysisReader(TrajectoryReader):
             self._cell = amber_restart_cell(filename)
         elif kind == "MOL2Reader":
             check_mol2_molecules(filename)
-        truncation = xtc_complete_frames(trajectory, filename)
+        truncation = complete_frames(trajectory, filename)
         if truncation is not None:
             self.truncated = truncation.message(filename)
             if truncation.cut_frame:

@@ -315,6 +315,24 @@ def test_an_xtc_cut_inside_a_frame_embeds_its_complete_frames_and_says_so(
         md.load(str(cut_xtc), top=str(pdb))  # mdtraj refuses the file
 
 
+def test_a_dcd_cut_inside_a_frame_says_so_on_the_mdanalysis_path(example_files, tmp_path,
+                                                                  capsys, weights_url):
+    """Before: both toolkits dropped the cut frame without a word."""
+    xtc, pdb = example_files
+    whole = md.load(str(xtc), top=str(pdb))[:5]
+    dcd = tmp_path / "cut.dcd"
+    whole.save_dcd(str(dcd))
+    dcd.write_bytes(dcd.read_bytes()[:-150])  # frames are 288 bytes: 138 of frame 4 remain
+    code, cli, sidecar = embed(tmp_path, "cutdcd", str(dcd), str(pdb))
+    message = (f"{dcd} ends with 138 bytes that are not a complete frame (truncated?): using "
+               "its 4 complete frames")
+    assert code == 0 and f"geomfeat: warning: {message}" in capsys.readouterr().err
+    assert cli.shape == (4, 64) and sidecar["truncated"] == message
+    mdtraj_frames = md.load(str(dcd), top=str(pdb))
+    assert mdtraj_frames.n_frames == 4  # mdtraj: the same frames, without a word
+    np.testing.assert_allclose(cli, GeomFeaturizer().transform(mdtraj_frames), atol=1e-5)
+
+
 def test_a_frame_that_cannot_be_read_is_an_error_never_a_row(cut_xtc, example_files):
     _, pdb = example_files
     with pytest.warns(UserWarning, match="ends inside frame 1164"):
