@@ -43,8 +43,8 @@ __all__ = [
     "mdtraj_altlocs",
 ]
 
-#: Extensions of Amber restart files (ASCII or NetCDF) that MDAnalysis does not recognise.
-AMBER_RESTART_EXTENSIONS = (".rst7", ".ncrst", ".rst", ".restrt")
+#: Extensions of Amber restart files, ASCII or NetCDF (MDAnalysis knows only some, as ASCII).
+AMBER_RESTART_EXTENSIONS = (".rst7", ".ncrst", ".rst", ".restrt", ".inpcrd")
 
 
 def _vectors(dimensions: np.ndarray) -> np.ndarray | None:

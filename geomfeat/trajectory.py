@@ -743,7 +743,7 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
             raise InputError(f"{trajectory} is an Amber NetCDF restart, which MDAnalysis "
                              "cannot read: embed it as an mdtraj Trajectory (mdtraj reads it "
                              "named .ncrst: mdtraj.load('NAME.ncrst', top=...)), or convert it "
-                             "to .inpcrd")
+                             "to an ASCII restart")
     message = None
     with quiet_failed_readers():  # a reader that failed to open must not print when freed
         try:
