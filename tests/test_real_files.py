@@ -9,6 +9,7 @@ sidecar says it.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -290,27 +291,37 @@ def test_mdtraj_reads_the_last_pose_of_a_mol2_as_mdanalysis_its_last_frame(tmp_p
 # ------------------------------------------------------ 10. an XTC file cut inside a frame
 @pytest.fixture()
 def cut_xtc(example_files, tmp_path) -> Path:
-    xtc, _ = example_files
+    """41 frames of the example with the last 4 bytes cut off: frame 40 ends early.
+
+    The issue's case, ``head -c 200000 examples/ala2/ala2.xtc`` (inside frame 1164), is the
+    same on a shorter file.
+    """
+    xtc, pdb = example_files
+    whole = tmp_path / "whole.xtc"
+    md.load(str(xtc), top=str(pdb))[:41].save_xtc(str(whole))
     cut = tmp_path / "t.xtc"
-    cut.write_bytes(xtc.read_bytes()[:200_000])  # `head -c 200000`: inside frame 1164
+    cut.write_bytes(whole.read_bytes()[:-4])
     return cut
+
+
+CUT = (r"t.xtc ends inside frame 40 \(\d+ bytes of it; truncated\?\): using its 40 complete "
+       r"frames")
 
 
 def test_an_xtc_cut_inside_a_frame_embeds_its_complete_frames_and_says_so(
         cut_xtc, example_files, tmp_path, capsys, weights_url):
-    """Before: exit 0 without a word, and the last of 1165 rows was uninitialised memory."""
+    """Before: exit 0 without a word, and the last of 41 rows was uninitialised memory."""
     xtc, pdb = example_files
     code, cli, sidecar = embed(tmp_path, "cut", str(cut_xtc), str(pdb))
-    message = (f"{cut_xtc} ends inside frame 1164 (168 bytes of it; truncated?): using its "
-               "1164 complete frames")
     assert code == 0
-    assert capsys.readouterr().err.strip().splitlines() == [f"geomfeat: warning: {message}"]
-    assert cli.shape == (1164, 64) and sidecar["truncated"] == message
-    assert sidecar["inputs"]["trajectory"]["frames"] == 1164
-    whole = md.load(str(xtc), top=str(pdb))[:1164]
-    np.testing.assert_allclose(cli, GeomFeaturizer().transform(whole), atol=1e-5)
-    with pytest.warns(UserWarning, match="ends inside frame 1164"):
-        assert GeomFeaturizer().transform(universe(pdb, cut_xtc)).shape == (1164, 64)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.fullmatch(f"geomfeat: warning: .*{CUT}", err[0])
+    assert cli.shape == (40, 64) and re.fullmatch(f".*{CUT}", sidecar["truncated"])
+    assert sidecar["inputs"]["trajectory"]["frames"] == 40
+    complete = md.load(str(xtc), top=str(pdb))[:40]
+    np.testing.assert_allclose(cli, GeomFeaturizer().transform(complete), atol=1e-5)
+    with pytest.warns(UserWarning, match=CUT):
+        assert GeomFeaturizer().transform(universe(pdb, cut_xtc)).shape == (40, 64)
     with pytest.raises((OSError, RuntimeError), match="XTC read error"):
         md.load(str(cut_xtc), top=str(pdb))  # mdtraj refuses the file
 
@@ -335,17 +346,17 @@ def test_a_dcd_cut_inside_a_frame_says_so_on_the_mdanalysis_path(example_files, 
 
 def test_a_frame_that_cannot_be_read_is_an_error_never_a_row(cut_xtc, example_files):
     _, pdb = example_files
-    with pytest.warns(UserWarning, match="ends inside frame 1164"):
+    with pytest.warns(UserWarning, match=CUT):
         reader = open_trajectory(universe(pdb, cut_xtc))
     reader._complete = None  # as if the cut frame were counted: it cannot be read
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MDAnalysis: "seek failed, recalculating offsets"
-        with pytest.raises(InputError, match=r"frame 1164 of XTCReader .*t.xtc .*cannot be "
+        with pytest.raises(InputError, match=r"frame 40 of XTCReader .*t.xtc .*cannot be "
                                              r"read \(XTC read error"):
-            list(reader.iter_batches(100, range(1100, 1165)))  # MDAnalysis raises
-        with pytest.raises(InputError, match=r"frame 1164 of XTCReader .*t.xtc .*cannot be "
+            list(reader.iter_batches(100, range(30, 41)))  # MDAnalysis raises
+        with pytest.raises(InputError, match=r"frame 40 of XTCReader .*t.xtc .*cannot be "
                                              r"read: the trajectory ends before it"):
-            list(reader.iter_batches(2000, range(1165)))  # MDAnalysis stops without a word
+            list(reader.iter_batches(100, range(41)))  # MDAnalysis stops without a word
 
 
 def test_geomembedding_runs_over_the_complete_frames(cut_xtc, example_files, weights_url):
@@ -353,8 +364,8 @@ def test_geomembedding_runs_over_the_complete_frames(cut_xtc, example_files, wei
     from geomfeat.mdanalysis import GeomEmbedding
 
     _, pdb = example_files
-    with pytest.warns(UserWarning, match="ends inside frame 1164"):
-        run = GeomEmbedding(universe(pdb, cut_xtc).atoms, heavy=True).run(start=1160)
+    with pytest.warns(UserWarning, match=CUT):
+        run = GeomEmbedding(universe(pdb, cut_xtc).atoms, heavy=True).run(start=36)
     assert run.results.embeddings.shape == (4, 64)
 
 
