@@ -177,7 +177,7 @@ class AltlocChoice:
     mixed: list[str]
 
 
-def mdtraj_altlocs(names: np.ndarray, altlocs: np.ndarray, resnames: np.ndarray,
+def mdtraj_altlocs(names: np.ndarray, altlocs: np.ndarray, resnames: np.ndarray | None,
                    resids: np.ndarray, icodes: np.ndarray | None,
                    chains: np.ndarray | None) -> AltlocChoice:
     """The atoms mdtraj's PDB reader keeps of a file with alternate locations.
@@ -189,6 +189,8 @@ def mdtraj_altlocs(names: np.ndarray, altlocs: np.ndarray, resnames: np.ndarray,
     CD2): such positions are listed in ``mixed``.
     """
     n = len(names)
+    if resnames is None:
+        resnames = np.full(n, "")
     keys = list(zip(chains if chains is not None else [""] * n, resids,
                     icodes if icodes is not None else [""] * n, strict=True))
     drop = np.zeros(n, dtype=bool)
@@ -202,7 +204,8 @@ def mdtraj_altlocs(names: np.ndarray, altlocs: np.ndarray, resnames: np.ndarray,
     def close(k: int) -> None:
         if len(variants) > 1:
             others = list(variants)[1:]
-            parts = " / ".join(f"{r}{resids[k]} ({', '.join(v)})" for r, v in variants.items())
+            parts = " / ".join(f"{r}{resids[k]}" + (f" ({', '.join(v)})" if v else "")
+                               for r, v in variants.items())
             extra = "; ".join(f"{r}'s {', '.join(added[r])} kept" for r in others
                               if added.get(r))
             mixed.append(f"{parts}{': ' + extra if extra else ''}")
