@@ -39,6 +39,7 @@ __all__ = [
     "amber_restart_format",
     "check_mol2_molecules",
     "complete_frames",
+    "dummy_cell_density",
     "header_cell",
     "mdtraj_altlocs",
 ]
@@ -95,6 +96,22 @@ def header_cell(path: str | os.PathLike) -> np.ndarray | None:
     if np.allclose(dims, [1.0, 1.0, 1.0, 90.0, 90.0, 90.0]):
         return None
     return _vectors(dims)
+
+
+#: Atoms per nm³ above which mdtraj discards a PDB's CRYST1 cell as a placeholder (liquid
+#: water has ~100).
+MAX_CELL_DENSITY = 1000.0
+
+
+def dummy_cell_density(cell: np.ndarray, n_atoms: int) -> float | None:
+    """Atoms per nm³ of a PDB cell (rows, Å) too dense to be real (mdtraj's test); else ``None``.
+
+    mdtraj discards the CRYST1 cell of a PDB file holding more than
+    :data:`MAX_CELL_DENSITY` atoms per nm³ (placeholders of files without a cell).
+    """
+    volume = abs(float(np.linalg.det(np.asarray(cell, dtype=np.float64)))) / 1000.0
+    density = n_atoms / volume if volume > 0 else float("inf")
+    return density if density > MAX_CELL_DENSITY else None
 
 
 def amber_restart_format(path: str | os.PathLike) -> str:

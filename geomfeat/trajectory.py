@@ -65,6 +65,7 @@ from .formats import (
     amber_restart_format,
     check_mol2_molecules,
     complete_frames,
+    dummy_cell_density,
     header_cell,
     mdtraj_altlocs,
 )
@@ -407,6 +408,23 @@ class MDAnalysisReader(TrajectoryReader):
                               "crystal cell, not an MD box, and is not used as periodic "
                               "boundaries (to use it: universe.transfer_to_memory())",
                               InputWarning, stacklevel=3)
+            elif type(trajectory).__name__ == "PDBReader":
+                self._drop_dummy_cell(trajectory)
+
+    def _drop_dummy_cell(self, trajectory) -> None:
+        """Ignore a multi-model PDB's cell that is too small for its atoms, as mdtraj does."""
+        cell = trajectory.ts.triclinic_dimensions
+        if cell is None or not np.any(cell):
+            cell = self._cell
+        if cell is None:
+            return
+        density = dummy_cell_density(cell, len(self.universe.atoms))
+        if density is not None:
+            self.box = (f"ignored: CRYST1 cell of {density:.0f} atoms/nm³, a placeholder "
+                        "(as mdtraj reads it)")
+            warnings.warn(f"{self.source}: the CRYST1 cell holds {density:.0f} atoms per nm³, "
+                          "far denser than matter: a placeholder, not used as periodic "
+                          "boundaries (as mdtraj discards it)", InputWarning, stacklevel=4)
 
     def _read_file_extras(self, trajectory) -> None:
         """What MDAnalysis's reader leaves out of this file (:mod:`geomfeat.formats`): a

@@ -154,6 +154,30 @@ def test_cryst1_records_in_some_models_only_are_refused_in_one_line(split, tmp_p
     assert code == 1 and len(err) == 1 and message in err[0]
 
 
+def test_a_placeholder_cell_in_every_model_is_ignored_on_both_paths(example_files, tmp_path,
+                                                                    weights_url):
+    """Before: MDAnalysis used a 2.5 Å cell that mdtraj discards (1408 atoms/nm³)."""
+    xtc, pdb = example_files
+    traj = md.load(str(xtc), top=str(pdb))[:3]
+    traj.unitcell_vectors = np.repeat(np.eye(3)[None] * 0.25, 3, 0).astype(np.float32)
+    path = tmp_path / "dummy.pdb"
+    traj.save_pdb(str(path))
+    lines = path.read_text().splitlines()
+    cell = lines.pop(1)
+    for i in reversed([i for i, ln in enumerate(lines) if ln.startswith("MODEL")]):
+        lines.insert(i + 1, cell)  # a CRYST1 in every model
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="Discarding unit cell"):
+        theirs = md.load(str(path))
+    assert theirs.unitcell_vectors is None
+    featurizer = GeomFeaturizer()
+    with pytest.warns(InputWarning, match="the CRYST1 cell holds 1408 atoms per nm³"):
+        ours = featurizer.reader(universe(path))
+    assert ours.box.startswith("ignored: CRYST1 cell of 1408 atoms/nm³")
+    np.testing.assert_allclose(featurizer.transform(universe(path)),
+                               featurizer.transform(theirs), atol=1e-4)
+
+
 def test_a_frame_without_the_cell_of_the_others_is_named_on_both_paths(split, example_files,
                                                                       tmp_path, weights_url):
     """Before: the MDAnalysis path embedded that frame's batch without a box, silently."""
