@@ -491,7 +491,8 @@ def _check_box(boxes: np.ndarray, cutoff: float, numbers: range, source: str) ->
     if not finite.all():
         frame = numbers[int(np.argmin(finite))]
         raise InputError(f"frame {frame} of {source}: the periodic box has non-finite entries "
-                         f"(NaN or inf); {hint}")
+                         f"(NaN or inf; NaN: no cell for this frame, though the file has one); "
+                         f"{hint}")
     lengths = np.linalg.norm(boxes, axis=-1).prod(axis=-1)
     volumes = np.abs(np.linalg.det(boxes))
     singular = ~(volumes > 1e-6 * lengths)  # also zero-length vectors (0 > 0 is False)

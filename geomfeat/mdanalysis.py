@@ -18,7 +18,10 @@ from MDAnalysis.analysis.results import ResultsGroup
 
 from ._threads import torch_threads
 from .encoders import Layers
+from .errors import InputError
 from .featurizer import GeomFeaturizer
+from .featurizer import _check_box as check_box
+from .formats import complete_frames
 
 __all__ = ["GeomEmbedding"]
 
@@ -84,18 +87,40 @@ class GeomEmbedding(AnalysisBase):
                                          batch_size=batch_size,
                                          device=device, dtype=dtype, pbc=pbc)
 
+    def run(self, start: int | None = None, stop: int | None = None, step: int | None = None,
+            frames: Any = None, **kwargs: Any) -> GeomEmbedding:
+        """Embed the frames ``start:stop:step`` (or ``frames``); see ``AnalysisBase.run``.
+
+        An XTC file whose last frame is cut off inside its body: MDAnalysis counts that frame
+        and fails to read it at the end of the run; here the complete frames are embedded
+        (the warning says so, see :mod:`geomfeat.formats`).
+        """
+        trajectory = self._trajectory
+        filename = getattr(trajectory, "filename", None)
+        cut = None if filename is None else complete_frames(trajectory, filename)
+        if cut is not None and cut.cut_frame:
+            if frames is None:
+                frames = np.arange(trajectory.n_frames)[start:stop:step]
+                frames = frames[frames < cut.complete]
+                start = stop = step = None
+            elif np.any(np.arange(trajectory.n_frames)[frames] >= cut.complete):
+                raise InputError(f"{cut.message(filename)}; frames= asks for frame "
+                                 f"{cut.complete}")
+        return super().run(start=start, stop=stop, step=step, frames=frames, **kwargs)
+
     def _prepare(self) -> None:
         self._reader = self.featurizer.reader(self.atomgroup)
         self._positions: list[np.ndarray] = []
         self._boxes: list[np.ndarray | None] = []
+        self._frames: list[int] = []
         self._done: list[np.ndarray] = []
 
     def _single_frame(self) -> None:
         self._positions.append(self._reader.group.positions.astype(np.float64))
-        box = self._ts.triclinic_dimensions
-        if self._reader.box.startswith("ignored"):  # a lone PDB's crystal cell (see reader)
-            box = None
-        self._boxes.append(None if box is None or not np.any(box) else box.astype(np.float64))
+        # the reader's rule: a lone PDB's crystal cell is not used, a multi-model PDB's
+        # header cell or an Amber restart's box is (see MDAnalysisReader.frame_box)
+        self._boxes.append(self._reader.frame_box(self._ts))
+        self._frames.append(int(self._ts.frame))
         position = self._positions_in_run[self._frame_index]  # index in the whole run's frames
         if (position + 1) % self.featurizer.batch_size == 0:
             self._flush()
@@ -105,9 +130,11 @@ class GeomEmbedding(AnalysisBase):
             return
         use_box = self.featurizer.pbc and all(b is not None for b in self._boxes)
         boxes = np.stack(self._boxes) if use_box else None  # type: ignore[arg-type]
+        if boxes is not None:  # too small, singular, or missing for a frame (NaN)
+            check_box(boxes, self.featurizer.card.cutoff, self._frames, self._reader.source)
         self._done.append(self.featurizer.embed_positions(np.stack(self._positions),
                                                           self._reader, boxes))
-        self._positions, self._boxes = [], []
+        self._positions, self._boxes, self._frames = [], [], []
 
     def _compute(self, indexed_frames: np.ndarray, verbose: bool | None = None, *,
                  progressbar_kwargs: dict | None = None) -> GeomEmbedding:

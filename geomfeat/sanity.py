@@ -2,7 +2,7 @@
 
 * :func:`check_units`: the first frame's nearest-neighbour distances must look like Å;
 * :func:`check_roles`: a topology and a trajectory given the other way round;
-* :func:`warn_if_truncated`: an XTC file with bytes after its last complete frame;
+* :func:`warn_if_truncated`: an XTC file that does not end with a complete frame;
 * :func:`quiet_failed_readers`: no ``Exception ignored in ReaderBase.__del__`` noise when
   MDAnalysis fails to open a file.
 """
@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import struct
 import sys
 import warnings
 from collections.abc import Iterator
@@ -122,35 +121,18 @@ def check_roles(trajectory: str | os.PathLike, topology: str | os.PathLike) -> N
 
 
 def warn_if_truncated(universe: Any, trajectory: str | os.PathLike) -> None:
-    """Warn if an XTC file has bytes after its last complete frame (e.g. cut off while copied).
+    """Warn if an XTC file does not end with a complete frame (e.g. cut off while copied).
 
-    MDAnalysis silently ends such a trajectory at its last complete frame. The end of that
-    frame is read from its header (92 bytes), so the check costs one small read.
+    Bytes after the last complete frame, or a last frame cut off inside its body: only the
+    complete frames are used (:func:`geomfeat.formats.complete_frames`, one small read).
     """
-    reader = universe.trajectory
-    if getattr(reader, "format", None) != "XTC" or reader.n_frames < 1:
-        return
-    try:
-        last = int(reader._xdr.offsets[-1])
-        size = os.path.getsize(trajectory)
-        with open(trajectory, "rb") as handle:
-            handle.seek(last)
-            header = handle.read(92)
-    except (AttributeError, OSError, IndexError):
-        return
-    natoms = struct.unpack(">i", header[4:8])[0] if len(header) >= 8 else 0
-    if natoms <= 9:  # stored uncompressed
-        end = last + 56 + 12 * natoms
-    elif len(header) == 92:
-        nbytes = struct.unpack(">i", header[88:92])[0]
-        end = last + 92 + (nbytes + 3) // 4 * 4
-    else:
-        return
-    if size > end:
-        n = reader.n_frames
-        warnings.warn(f"{trajectory} ends with {size - end} bytes that are not a complete frame "
-                      f"(truncated?): using its {n} complete frame{'s' * (n != 1)}",
-                      UserWarning, stacklevel=3)
+    from .formats import complete_frames
+
+    truncation = complete_frames(universe.trajectory, trajectory)
+    if truncation is not None:
+        message = truncation.message(trajectory)
+        warnings.warn(message, UserWarning, stacklevel=3)
+        universe.trajectory._geomfeat_warned = message  # the reader of geomfeat: not again
 
 
 @contextmanager

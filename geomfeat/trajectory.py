@@ -23,8 +23,12 @@ an integer array
 Keywords and ``heavy`` are decided on geomfeat's own element column
 (:mod:`geomfeat.elements`), identically for every toolkit and topology format. Virtual sites
 (TIP4P ``MW``, lone pairs, massless particles) are never embedded: a selection that includes
-them loses them with a warning. Of atoms with alternate locations (PDB altlocs), only the first
-conformer listed is kept (mdtraj's rule), on both paths.
+them loses them with a warning. Of atoms with alternate locations (PDB altlocs), the first atom
+listed of each name at each residue position is kept (mdtraj's rule), on both paths.
+
+On the MDAnalysis path, what its readers leave out of some formats is read by
+:mod:`geomfeat.formats` so that both paths agree: a multi-model PDB's single CRYST1, an Amber
+restart's box line, an XTC file's cut-off last frame (left out, with a warning).
 """
 
 from __future__ import annotations
@@ -54,6 +58,17 @@ from .elements import (
     symbol,
 )
 from .errors import InputError, InputWarning
+from .formats import (
+    AMBER_RESTART_EXTENSIONS,
+    AltlocChoice,
+    amber_restart_cell,
+    amber_restart_format,
+    check_mol2_molecules,
+    complete_frames,
+    dummy_cell_density,
+    header_cell,
+    mdtraj_altlocs,
+)
 from .sanity import check_roles, quiet_failed_readers, warn_if_truncated
 
 __all__ = ["Batch", "Frames", "TrajectoryReader", "check_model_elements", "load_universe",
@@ -152,8 +167,9 @@ class TrajectoryReader(ABC):
                           f"{describe_atoms(virtual, labels_all, keys_all)}", InputWarning,
                           stacklevel=4)
         if altloc.size:
-            warnings.warn(f"{self.source}: {altloc.size} atom(s) of second alternate locations "
-                          "(altlocs) were left out; the first conformer listed is kept",
+            warnings.warn(f"{self.source}: {altloc.size} atom(s) of other alternate locations "
+                          "(altlocs) were left out; the first location listed of each atom is "
+                          "kept",
                           InputWarning, stacklevel=4)
         keep = res.kind[index] != VIRTUAL
         if excluded is not None:
@@ -336,7 +352,10 @@ class MDAnalysisReader(TrajectoryReader):
     MDAnalysis: PDB element column, TPR and PRMTOP atomic numbers, mol2; DMS atomic numbers),
     else from geomfeat's name table. A single-structure PDB's CRYST1 cell is a crystal cell, not
     an MD box: it is ignored with a warning (``box`` says so in the sidecar). A multi-frame GRO
-    file, of which MDAnalysis reads only the first frame, is read in full.
+    file, of which MDAnalysis reads only the first frame, is read in full. A multi-model PDB's
+    one CRYST1 and an Amber ASCII restart's box line, which MDAnalysis does not read, are used;
+    an XTC file's last frame cut off inside its body is left out with a warning (``truncated``
+    in the sidecar); a mol2 file of different molecules is refused (:mod:`geomfeat.formats`).
     """
 
     def __init__(self, obj, select: Selection = "heavy", *, heavy: bool = False,
@@ -347,6 +366,11 @@ class MDAnalysisReader(TrajectoryReader):
         what = (_describe(trajectory) if trajectory is not None
                 else f"topology {getattr(self.universe, 'filename', '')}".strip())
         self.source = f"{what} ({len(group)} atoms)"
+        self._complete: int | None = None  # complete frames, where the reader counts a cut one
+        self._cell: np.ndarray | None = None  # the file's cell where MDAnalysis read none
+        self.truncated: str | None = None
+        if trajectory is not None:
+            self._read_file_extras(trajectory)
         res = _mdanalysis_resolution(group, elements, self.source)
         resnames = _attr(group, "resnames")
         resids = _attr(group, "resids")
@@ -364,13 +388,19 @@ class MDAnalysisReader(TrajectoryReader):
             keys = _type_labels(group)
             labels = [f"{k} (atom {ix})" for k, ix in zip(keys, group.indices, strict=True)]
         residue_ids = np.asarray(group.resindices, dtype=np.int64)
+        altlocs = _altlocs(group, self.source)
+        if altlocs is not None:  # mdtraj's residues: one per position, whatever the location
+            residue_ids = altlocs.position
+            _, first = np.unique(altlocs.position, return_index=True)
+            atom_res = [atom_res[first[p]] for p in altlocs.position]
         index = self._set_selection(res, labels, keys, residue_ids, atom_res, select,
                                     lambda s: _group_positions(group, group.select_atoms(s)),
-                                    heavy, _second_altlocs(group))
+                                    heavy, None if altlocs is None else altlocs.drop)
         self.group = group[index]
         self._memory = _multiframe_gro(trajectory, len(self.universe.atoms))
         self.box = "none"
-        if trajectory is not None and self.universe.dimensions is not None:
+        if trajectory is not None and (self.universe.dimensions is not None
+                                       or self._cell is not None):
             self.box = "trajectory"
             if type(trajectory).__name__ in _CRYSTAL_READERS and trajectory.n_frames == 1:
                 self.box = "ignored: CRYST1 cell of a single-structure PDB"
@@ -378,31 +408,102 @@ class MDAnalysisReader(TrajectoryReader):
                               "crystal cell, not an MD box, and is not used as periodic "
                               "boundaries (to use it: universe.transfer_to_memory())",
                               InputWarning, stacklevel=3)
+            elif type(trajectory).__name__ == "PDBReader":
+                self._drop_dummy_cell(trajectory)
+
+    def _drop_dummy_cell(self, trajectory) -> None:
+        """Ignore a multi-model PDB's cell that is too small for its atoms, as mdtraj does."""
+        cell = trajectory.ts.triclinic_dimensions
+        if cell is None or not np.any(cell):
+            cell = self._cell
+        if cell is None:
+            return
+        density = dummy_cell_density(cell, len(self.universe.atoms))
+        if density is not None:
+            self.box = (f"ignored: CRYST1 cell of {density:.0f} atoms/nm³, a placeholder "
+                        "(as mdtraj reads it)")
+            warnings.warn(f"{self.source}: the CRYST1 cell holds {density:.0f} atoms per nm³, "
+                          "far denser than matter: a placeholder, not used as periodic "
+                          "boundaries (as mdtraj discards it)", InputWarning, stacklevel=4)
+
+    def _read_file_extras(self, trajectory) -> None:
+        """What MDAnalysis's reader leaves out of this file (:mod:`geomfeat.formats`): a
+        multi-model PDB's header cell, an Amber restart's box, an XTC file's cut-off frame;
+        and a mol2 file whose molecules differ is refused."""
+        kind = type(trajectory).__name__
+        filename = getattr(trajectory, "filename", None)
+        if filename is None or not os.path.isfile(str(filename)):
+            return
+        if kind == "PDBReader" and trajectory.n_frames > 1:
+            self._cell = header_cell(filename)
+        elif kind == "INPReader":
+            self._cell = amber_restart_cell(filename)
+        elif kind == "MOL2Reader":
+            check_mol2_molecules(filename)
+        truncation = complete_frames(trajectory, filename)
+        if truncation is not None:
+            self.truncated = truncation.message(filename)
+            if truncation.cut_frame:
+                self._complete = truncation.complete
+            _warn_once(trajectory, self.truncated)
+
+    def summary(self) -> dict[str, Any]:
+        """As :meth:`TrajectoryReader.summary`, and how a truncated file ends."""
+        summary = super().summary()
+        if self.truncated is not None:
+            summary["truncated"] = self.truncated
+        return summary
 
     @property
     def n_frames_total(self) -> int:
         if self._memory is not None:
             return int(self._memory[0].shape[0])
+        if self._complete is not None:
+            return self._complete
         return int(self.universe.trajectory.n_frames)
+
+    def frame_box(self, ts) -> np.ndarray | None:
+        """The periodic box (rows, Å) of the current frame ``ts`` as this reader uses it.
+
+        ``None`` where the cell is not used (a lone PDB's crystal cell, no cell); the file's
+        own cell where MDAnalysis read none (:meth:`_read_file_extras`). A frame without a
+        cell in a file that has one gets a box of NaN, an error when periodic boundaries are
+        used (never silently none for some batches).
+        """
+        if self.box == "none" or self.box.startswith("ignored"):
+            return None
+        box = ts.triclinic_dimensions
+        if box is None or not np.any(box):
+            box = self._cell
+        if box is None:
+            return np.full((3, 3), np.nan)
+        return np.asarray(box, dtype=np.float64)
 
     def iter_batches(self, batch_size, frames):
         if self._memory is not None:
             yield from self._memory_batches(batch_size, frames)
             return
         trajectory = self.universe.trajectory
-        crystal = self.box.startswith("ignored")
+        use_box = self.box != "none" and not self.box.startswith("ignored")
         for lo in range(0, len(frames), batch_size):
             chunk = frames[lo : lo + batch_size]
             positions = np.empty((len(chunk), len(self.group), 3))
-            boxes: np.ndarray | None = None if crystal else np.empty((len(chunk), 3, 3))
-            for k, ts in enumerate(trajectory[chunk.start : chunk.stop : chunk.step]):
-                positions[k] = self.group.positions
-                if boxes is not None:
-                    box = ts.triclinic_dimensions
-                    if box is None or not np.any(box):
-                        boxes = None
-                    else:
-                        boxes[k] = box
+            boxes: np.ndarray | None = np.empty((len(chunk), 3, 3)) if use_box else None
+            read = 0
+            try:
+                for k, ts in enumerate(trajectory[chunk.start : chunk.stop : chunk.step]):
+                    if k >= len(chunk):
+                        break
+                    positions[k] = self.group.positions
+                    if boxes is not None:
+                        boxes[k] = self.frame_box(ts)
+                    read = k + 1
+            except (OSError, ValueError, EOFError) as exc:
+                raise InputError(f"frame {chunk[read]} of {self.source} cannot be read "
+                                 f"({_first_line(exc)}); the file may be truncated") from None
+            if read < len(chunk):  # never hand on rows that were not read
+                raise InputError(f"frame {chunk[read]} of {self.source} cannot be read: the "
+                                 "trajectory ends before it (truncated?)")
             yield Batch(chunk, positions, boxes)
 
     def _memory_batches(self, batch_size, frames):
@@ -467,24 +568,46 @@ def _mdanalysis_resolution(group, elements, source: str) -> Resolution:
                             override=override, source=source)
 
 
-def _second_altlocs(group) -> np.ndarray | None:
-    """Atoms of a second (third, ...) alternate location: the first one listed is kept."""
+def _altlocs(group, source: str) -> AltlocChoice | None:
+    """mdtraj's choice among alternate locations (:func:`geomfeat.formats.mdtraj_altlocs`);
+    ``None`` without altlocs. Warns about positions that hold different residues."""
     altlocs = _attr(group, "altLocs")
     if altlocs is None or not np.any(altlocs != ""):
         return None
-    names = np.asarray(group.names)
-    residues = np.asarray(group.resindices)
-    seen: set[tuple[int, str]] = set()
-    first_alt: dict[tuple[int, str], str] = {}
-    drop = np.zeros(len(group), dtype=bool)
-    for i, (r, nm, alt) in enumerate(zip(residues, names, altlocs, strict=True)):
-        key = (int(r), str(nm))
-        if alt == "":
-            seen.add(key)
-            continue
-        first = first_alt.setdefault(key, alt)
-        drop[i] = alt != first or key in seen
-    return drop
+    choice = mdtraj_altlocs(np.asarray(group.names), altlocs, _attr(group, "resnames"),
+                            np.asarray(group.resids), _attr(group, "icodes"),
+                            _chains(group))
+    if choice.mixed:
+        warnings.warn(f"{source}: {len(choice.mixed)} residue position(s) hold different "
+                      f"residues in different alternate locations: {'; '.join(choice.mixed[:3])}"
+                      f"{'; ...' if len(choice.mixed) > 3 else ''}; as mdtraj reads it, each "
+                      "atom name's first location is kept (edit the file or select= to choose "
+                      "another residue)", InputWarning, stacklevel=4)
+    return choice
+
+
+def _chains(group) -> np.ndarray | None:
+    """Chain of every atom: chain ID and segment, where the topology has them."""
+    chains, segids = _attr(group, "chainIDs"), _attr(group, "segids")
+    if chains is None or segids is None:
+        return chains if chains is not None else segids
+    return np.char.add(np.char.add(chains.astype(str), ":"), segids.astype(str))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _warn_once(trajectory, message: str) -> None:
+    """Warn ``message`` once per MDAnalysis reader (``load_universe`` may have warned it)."""
+    if getattr(trajectory, "_geomfeat_warned", None) is not None:
+        return
+    warnings.warn(message, UserWarning, stacklevel=4)
+    try:
+        trajectory._geomfeat_warned = message
+    except AttributeError:
+        pass
 
 
 def _multiframe_gro(trajectory, n_atoms: int):
@@ -539,6 +662,12 @@ class ArrayReader(TrajectoryReader):
                                  "or (positions, atomic_numbers, residue_ids[N])")
             data = Frames(*data)
         pos = np.asarray(data.positions)
+        if pos.dtype == bool or not (np.issubdtype(pos.dtype, np.integer)
+                                     or np.issubdtype(pos.dtype, np.floating)):
+            raise InputError(f"positions must be real numbers (Å), got an array of dtype "
+                             f"{pos.dtype}")
+        if np.issubdtype(pos.dtype, np.integer):  # integers are valid coordinates
+            pos = pos.astype(np.float64)
         if pos.ndim == 2:
             pos = pos[None]
         z_all = np.asarray(data.atomic_numbers)
@@ -624,6 +753,15 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
         if os.path.getsize(path) == 0:
             raise InputError(f"{what} file is empty: {path}")
     check_roles(trajectory, topology)
+    kwargs = {}
+    suffix = os.fspath(trajectory).lower()
+    if suffix.endswith(AMBER_RESTART_EXTENSIONS):  # ASCII or NetCDF: MDAnalysis cannot tell
+        kwargs["format"] = amber_restart_format(trajectory)
+        if kwargs["format"] == "NCDF":
+            raise InputError(f"{trajectory} is an Amber NetCDF restart, which MDAnalysis "
+                             "cannot read: embed it as an mdtraj Trajectory (mdtraj reads it "
+                             "named .ncrst: mdtraj.load('NAME.ncrst', top=...)), or convert it "
+                             "to an ASCII restart")
     message = None
     with quiet_failed_readers():  # a reader that failed to open must not print when freed
         try:
@@ -631,7 +769,8 @@ def load_universe(trajectory: str | os.PathLike, topology: str | os.PathLike):
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                universe = mda.Universe(os.fspath(topology), os.fspath(trajectory))
+                universe = mda.Universe(os.fspath(topology), os.fspath(trajectory),
+                                        **kwargs)
         except Exception as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if message is not None:
