@@ -1,0 +1,153 @@
+"""Element rules that need a residue's context, not one (residue name, atom name) pair.
+
+:func:`geomfeat.elements.table_element` reads one atom at a time. The rules here look at the
+other atoms of its residue (or of the structure) and are applied by
+:func:`geomfeat.elements.resolve_elements`:
+
+* :func:`drude_particles`: CHARMM Drude particles are named ``D`` + the name of the heavy atom
+  they belong to (``DOH2`` of ``OH2``, ``DSG`` of ``SG``); they are virtual sites, not atoms
+  (``DSG`` is not darmstadtium);
+* :func:`single_atom_elements`: a residue of one atom named by an element symbol (``PT``,
+  ``PB``, ``PD``, ``SN``) is that element, not the element of its first letter;
+* :func:`nucleotide_names_without_nucleotide`: a residue named like a nucleotide (``A``, as
+  mdtraj names every residue of HOOMD files) whose atoms carry no nucleic-acid atom name is read
+  as any other residue;
+* :func:`contradicted_protein_elements`: a stored element that contradicts a protein residue's
+  atom name (``CA`` of ALA stored as calcium) loses to the name;
+* :func:`mdtraj_virtual_marks`: mdtraj's "virtual" element, which is also its answer for names
+  it cannot guess, marks a virtual site only where mdtraj would have guessed an element.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+__all__ = ["contradicted_protein_elements", "drude_particles", "mdtraj_virtual_marks",
+           "nucleotide_names_without_nucleotide", "single_atom_elements"]
+
+#: Atom names only nucleic acids have (sugar-phosphate backbone, purine N9, base ring atoms).
+NUCLEIC_ATOM_NAMES = frozenset(
+    "P OP1 OP2 OP3 O1P O2P O3P O5' C5' C4' O4' C3' O3' C2' O2' C1' N9 N1 N3 C2 C4 C5 C6 "
+    "C8 N7 N6 O6 N2 N4 O2 O4 C7 C5M".split())
+#: Backbone atom names of a protein residue: their element is never in doubt.
+PROTEIN_BACKBONE = frozenset("N CA C O OXT OT1 OT2 H HN HA HA2 HA3 H1 H2 H3 CB".split())
+#: Elements an amino-acid residue is made of (selenium of selenomethionine included).
+PROTEIN_ELEMENTS = frozenset((1, 6, 7, 8, 16, 34))
+#: A name mdtraj's GRO and PRMTOP readers would have given an element (its first letter).
+_GUESSABLE = re.compile(r"^[HBCNOFPSKVYIWU][A-Z0-9]*$")
+
+
+def _upper(names: np.ndarray) -> np.ndarray:
+    return np.char.upper(np.char.strip(np.asarray(names, dtype=str)))
+
+
+def drude_particles(names: np.ndarray, resindices: np.ndarray) -> np.ndarray:
+    """Atoms named ``D`` + the name of a heavy atom of the same residue (CHARMM Drude).
+
+    Deuterium names (``D``, ``DA``, ``DB2``, ``DH`` of Tyr) never match: no heavy atom of the
+    residue is named ``A``, ``B2`` and hydrogen parents (``H``) are not accepted.
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    upper = _upper(names)
+    candidate = np.flatnonzero((np.char.str_len(upper) > 1) & (np.char.startswith(upper, "D")))
+    out = np.zeros(upper.shape[0], dtype=bool)
+    if candidate.size == 0:
+        return out
+    wanted = set(np.unique(resindices[candidate]).tolist())
+    in_res = np.flatnonzero(np.isin(resindices, list(wanted)))
+    present = {(int(resindices[i]), str(upper[i])) for i in in_res}
+    for i in candidate:
+        parent = str(upper[i])[1:]
+        if parent[0] not in "H0123456789" and (int(resindices[i]), parent) in present:
+            out[i] = True
+    return out
+
+
+def residue_sizes(resindices: np.ndarray) -> np.ndarray:
+    """Number of atoms of each atom's residue, shape (N,)."""
+    _, inverse, counts = np.unique(resindices, return_inverse=True, return_counts=True)
+    return counts[inverse.reshape(-1)]
+
+
+def single_atom_elements(names: np.ndarray, resnames: np.ndarray, resindices: np.ndarray,
+                         excluded_residues: frozenset[str]) -> np.ndarray:
+    """Atomic number of atoms alone in their residue and named by an element symbol, else 0.
+
+    The name is read without trailing digits and charge signs (``PT``, ``Sn2+``, ``PD1``);
+    residues named in ``excluded_residues`` (protein, nucleic acid, water) never count: a
+    Cα-only model's ``CA`` is a bead, not calcium.
+    """
+    from .elements import atomic_number
+
+    upper = _upper(names)
+    alone = (residue_sizes(resindices) == 1) & ~np.isin(_upper(resnames),
+                                                         list(excluded_residues))
+    z = np.zeros(upper.shape[0], dtype=np.int64)
+    for i in np.flatnonzero(alone):
+        z[i] = atomic_number(re.sub(r"[\d+\-]+$", "", str(upper[i])))
+    return z
+
+
+def nucleotide_names_without_nucleotide(names: np.ndarray, resnames: np.ndarray,
+                                        resindices: np.ndarray,
+                                        nucleic_residues: frozenset[str]) -> np.ndarray:
+    """Atoms of residues named like a nucleotide that hold no nucleic-acid atom name.
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    res = _upper(resnames)
+    named = np.isin(res, list(nucleic_residues))
+    if not named.any():
+        return named
+    upper = np.char.replace(_upper(names), "*", "'")
+    nucleic = np.unique(resindices[named & np.isin(upper, list(NUCLEIC_ATOM_NAMES))])
+    return named & ~np.isin(resindices, nucleic)
+
+
+def contradicted_protein_elements(stored: np.ndarray, by_name: np.ndarray, names: np.ndarray,
+                                  resnames: np.ndarray, protein_residues: frozenset[str]
+                                  ) -> np.ndarray:
+    """Atoms of protein residues whose stored element contradicts their name.
+
+    A backbone name (``N``, ``CA``, ``C``, ``O``, ``CB``, ...) always wins over a different
+    stored element; so does any name whose stored element no amino acid contains (calcium,
+    cadmium, neon, mercury: atom names ``CA``, ``CD``, ``NE``, ``HG`` read as symbols).
+
+    Parameters
+    ----------
+    stored, by_name : ndarray of int, shape (N,)
+        Atomic numbers stored in the file and read from the names (0: none).
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    upper = _upper(names)
+    differ = (stored > 0) & (by_name > 0) & (stored != by_name) & \
+        np.isin(_upper(resnames), list(protein_residues))
+    foreign = ~np.isin(stored, list(PROTEIN_ELEMENTS))
+    return differ & (foreign | np.isin(upper, list(PROTEIN_BACKBONE)))
+
+
+def mdtraj_virtual_marks(names: np.ndarray, is_virtual: np.ndarray) -> np.ndarray:
+    """Atoms whose mdtraj element ``virtual`` marks a virtual site, not a failed guess.
+
+    mdtraj's GRO and PRMTOP readers answer "virtual" for names whose first letter (plus lower
+    case letters, for GRO) is no element symbol; its PSF reader for a mass of 0, its PRMTOP
+    reader for atomic numbers below 1, and a Topology built in code where the caller says so.
+    A name such as ``H`` or ``C1`` would have been guessed, so "virtual" on it is a real mark.
+    When every atom is "virtual" (mdtraj's HOOMD readers say so of all particles) it marks
+    nothing.
+    """
+    is_virtual = np.asarray(is_virtual, dtype=bool)
+    if is_virtual.all():
+        return np.zeros_like(is_virtual)
+    guessable = np.array([bool(_GUESSABLE.match(str(n).strip())) for n in names], dtype=bool)
+    return is_virtual & guessable
