@@ -15,7 +15,9 @@ other atoms of its residue (or of the structure) and are applied by
 * :func:`contradicted_protein_elements`: a stored element that contradicts a protein residue's
   atom name (``CA`` of ALA stored as calcium) loses to the name;
 * :func:`mdtraj_virtual_marks`: mdtraj's "virtual" element, which is also its answer for names
-  it cannot guess, marks a virtual site only where mdtraj would have guessed an element.
+  it cannot guess, marks a virtual site only where mdtraj would have guessed an element;
+* :func:`mark_coarse_geometry`: particles spaced like coarse-grained beads, whatever their
+  names, are no atoms.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import re
 
 import numpy as np
 
-__all__ = ["contradicted_protein_elements", "drude_particles", "mdtraj_virtual_marks",
-           "nucleotide_names_without_nucleotide", "single_atom_elements"]
+__all__ = ["contradicted_protein_elements", "drude_particles", "mark_coarse_geometry",
+           "mdtraj_virtual_marks", "nucleotide_names_without_nucleotide",
+           "single_atom_elements"]
 
 #: Atom names only nucleic acids have (sugar-phosphate backbone, purine N9, base ring atoms).
 NUCLEIC_ATOM_NAMES = frozenset(
@@ -151,3 +154,47 @@ def mdtraj_virtual_marks(names: np.ndarray, is_virtual: np.ndarray) -> np.ndarra
         return np.zeros_like(is_virtual)
     guessable = np.array([bool(_GUESSABLE.match(str(n).strip())) for n in names], dtype=bool)
     return is_virtual & guessable
+
+
+#: Elements whose atoms always have a covalent partner in a molecule (H B C N O F Si P S Cl
+#: Se Br I): what coarse-grained beads are read as.
+_COVALENT = frozenset((1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 34, 35, 53))
+
+
+def mark_coarse_geometry(positions: np.ndarray, z: np.ndarray, kind: np.ndarray,
+                         solvent: np.ndarray, resindices: np.ndarray, resnames: np.ndarray,
+                         names: np.ndarray | None, excluded_residues: frozenset[str]) -> str:
+    """Mark atoms spaced like coarse-grained beads (in place); say why, or ``""``.
+
+    Judged are the atoms (``kind`` ATOM) of covalent elements outside water and ions
+    (``solvent``) and outside lone-atom residues (:func:`single_atom_elements`); those of them
+    become ``COARSE_GEOMETRY`` when :func:`geomfeat.sanity.coarse_grained_spacing` says so.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (N, 3)
+        One frame, Å.
+    z, kind, solvent : ndarray, shape (N,)
+        The resolver's atomic numbers, kinds (changed here) and solvent flags.
+    resindices, resnames, names : ndarray, shape (N,)
+        Residue of each atom, residue and atom names (``names`` may be ``None``).
+    excluded_residues : frozenset of str
+        Residue names whose lone atom is never a lone ion (protein, nucleic acid, water).
+    """
+    from .elements import ATOM, COARSE_GEOMETRY
+    from .sanity import BOND_ANGSTROM, coarse_grained_spacing
+
+    atoms = kind == ATOM
+    # metals and noble gases need no bonded partner (a gold slab, an ionic crystal)
+    candidates = atoms & ~solvent & np.isin(z, list(_COVALENT))
+    if names is not None:  # lone ions and atoms (PT, AR): no partner expected
+        lone = single_atom_elements(names, resnames, resindices, excluded_residues)
+        candidates &= lone == 0
+    found = coarse_grained_spacing(positions, candidates, atoms)
+    if found is None:
+        return ""
+    kind[candidates] = COARSE_GEOMETRY
+    fraction, median = found
+    return (f"{fraction:.0%} of its particles have no other particle within {BOND_ANGSTROM} Å (atoms "
+            f"have a bonded partner closer than that) and the median distance to the nearest "
+            f"is {median:.1f} Å, the spacing of coarse-grained beads")

@@ -42,16 +42,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .element_checks import (
+    check_atomic_numbers,
+    describe_atoms,
+    element_counts,
+    overruled_counts,
+)
 from .element_context import mdtraj_virtual_marks
 from .elements import (
     VIRTUAL,
     ElementOverride,
     Resolution,
     atomic_number,
-    check_atomic_numbers,
-    describe_atoms,
-    element_counts,
-    overruled_counts,
     resolve_elements,
     symbol,
 )
