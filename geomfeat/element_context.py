@@ -195,6 +195,6 @@ def mark_coarse_geometry(positions: np.ndarray, z: np.ndarray, kind: np.ndarray,
         return ""
     kind[candidates] = COARSE_GEOMETRY
     fraction, median = found
-    return (f"{fraction:.0%} of its particles have no other particle within {BOND_ANGSTROM} Å (atoms "
-            f"have a bonded partner closer than that) and the median distance to the nearest "
-            f"is {median:.1f} Å, the spacing of coarse-grained beads")
+    return (f"{fraction:.0%} of its particles have no other particle within {BOND_ANGSTROM} Å "
+            "(atoms have a bonded partner closer than that) and the median distance to the "
+            f"nearest is {median:.1f} Å, the spacing of coarse-grained beads")

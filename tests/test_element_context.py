@@ -16,6 +16,7 @@ import MDAnalysis as mda
 import mdtraj as md
 import numpy as np
 import pytest
+from conftest import IN_CI
 
 from geomfeat import GeomFeaturizer, InputError
 from geomfeat.cli import main
@@ -263,6 +264,34 @@ def test_opls_type_names_in_residue_A_are_not_oxygen_of_a_nucleotide(tmp_path):
     spec.write_text("opls_135 C\nopls_140 H\ntype:opls_135 C\ntype:opls_140 H\n")
     a = quiet(mda.Universe(xml, topology_format="XML"), elements=spec)
     assert agree(a, quiet(traj, elements=spec)) == {"H": 6, "C": 2, "virtual": 0}
+
+
+def test_hoomd_gsd_with_opls_type_names_on_both_paths(tmp_path, capsys):
+    """The case as reported: a HOOMD GSD file of ethane whose particle types are OPLS types."""
+    try:
+        import gsd.hoomd
+    except ImportError:  # the 'test' extra installs it; CI must not skip
+        if IN_CI:
+            raise
+        pytest.skip("gsd is not installed (pip install '.[test]')")
+    frame = gsd.hoomd.Frame()
+    frame.particles.N = 8
+    frame.particles.types = ["opls_135", "opls_140"]
+    frame.particles.typeid = [0, 0, 1, 1, 1, 1, 1, 1]
+    frame.particles.position = (ETHANE * 10).astype(np.float32)
+    frame.particles.mass = [12.011] * 2 + [1.008] * 6
+    frame.configuration.box = [30, 30, 30, 0, 0, 0]
+    path = tmp_path / "ethane.gsd"
+    with gsd.hoomd.open(str(path), "w") as handle:
+        handle.append(frame)
+    for message in refusals(str(path)):
+        assert "no element could be resolved" in message and "opls_135 ×2" in message
+    spec = tmp_path / "elements.txt"
+    spec.write_text("opls_135 C\nopls_140 H\n")
+    a, b = both_paths(str(path), elements=spec)
+    assert agree(a, b) == {"H": 6, "C": 2, "virtual": 0}
+    code, lines = cli(capsys, path, path, "-o", tmp_path / "e.npy")
+    assert code == 1 and len(lines) == 1 and "opls_140 ×6" in lines[0], lines
 
 
 def test_gsd_like_topology_in_code_on_both_paths():
