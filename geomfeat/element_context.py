@@ -28,7 +28,7 @@ import numpy as np
 
 __all__ = ["contradicted_protein_elements", "drude_particles", "mark_coarse_geometry",
            "mdtraj_virtual_marks", "nucleotide_names_without_nucleotide",
-           "single_atom_elements"]
+           "single_atom_elements", "upper_names"]
 
 #: Atom names only nucleic acids have (sugar-phosphate backbone, purine N9, base ring atoms).
 NUCLEIC_ATOM_NAMES = frozenset(
@@ -42,8 +42,11 @@ PROTEIN_ELEMENTS = frozenset((1, 6, 7, 8, 16, 34))
 _GUESSABLE = re.compile(r"^[HBCNOFPSKVYIWU][A-Z0-9]*$")
 
 
-def _upper(names: np.ndarray) -> np.ndarray:
-    return np.char.upper(np.char.strip(np.asarray(names, dtype=str)))
+def upper_names(names: np.ndarray) -> np.ndarray:
+    """Names stripped and in upper case (converted once per distinct name: big systems have
+    tens of thousands of atoms but a few hundred names)."""
+    unique, inverse = np.unique(np.asarray(names, dtype=str), return_inverse=True)
+    return np.char.upper(np.char.strip(unique))[inverse.reshape(-1)]
 
 
 def drude_particles(names: np.ndarray, resindices: np.ndarray) -> np.ndarray:
@@ -56,7 +59,7 @@ def drude_particles(names: np.ndarray, resindices: np.ndarray) -> np.ndarray:
     -------
     ndarray of bool, shape (N,)
     """
-    upper = _upper(names)
+    upper = upper_names(names)
     candidate = np.flatnonzero((np.char.str_len(upper) > 1) & (np.char.startswith(upper, "D")))
     out = np.zeros(upper.shape[0], dtype=bool)
     if candidate.size == 0:
@@ -87,12 +90,13 @@ def single_atom_elements(names: np.ndarray, resnames: np.ndarray, resindices: np
     """
     from .elements import atomic_number
 
-    upper = _upper(names)
-    alone = (residue_sizes(resindices) == 1) & ~np.isin(_upper(resnames),
-                                                         list(excluded_residues))
-    z = np.zeros(upper.shape[0], dtype=np.int64)
-    for i in np.flatnonzero(alone):
-        z[i] = atomic_number(re.sub(r"[\d+\-]+$", "", str(upper[i])))
+    z = np.zeros(len(resindices), dtype=np.int64)
+    alone = np.flatnonzero(residue_sizes(resindices) == 1)
+    if alone.size == 0:
+        return z
+    alone = alone[~np.isin(upper_names(np.asarray(resnames)[alone]), list(excluded_residues))]
+    for i, name in zip(alone, upper_names(np.asarray(names)[alone]), strict=True):
+        z[i] = atomic_number(re.sub(r"[\d+\-]+$", "", str(name)))
     return z
 
 
@@ -105,11 +109,11 @@ def nucleotide_names_without_nucleotide(names: np.ndarray, resnames: np.ndarray,
     -------
     ndarray of bool, shape (N,)
     """
-    res = _upper(resnames)
+    res = upper_names(resnames)
     named = np.isin(res, list(nucleic_residues))
     if not named.any():
         return named
-    upper = np.char.replace(_upper(names), "*", "'")
+    upper = np.char.replace(upper_names(names), "*", "'")
     nucleic = np.unique(resindices[named & np.isin(upper, list(NUCLEIC_ATOM_NAMES))])
     return named & ~np.isin(resindices, nucleic)
 
@@ -132,11 +136,14 @@ def contradicted_protein_elements(stored: np.ndarray, by_name: np.ndarray, names
     -------
     ndarray of bool, shape (N,)
     """
-    upper = _upper(names)
-    differ = (stored > 0) & (by_name > 0) & (stored != by_name) & \
-        np.isin(_upper(resnames), list(protein_residues))
-    foreign = ~np.isin(stored, list(PROTEIN_ELEMENTS))
-    return differ & (foreign | np.isin(upper, list(PROTEIN_BACKBONE)))
+    out = (stored > 0) & (by_name > 0) & (stored != by_name)
+    where = np.flatnonzero(out)
+    if where.size:
+        protein = np.isin(upper_names(np.asarray(resnames)[where]), list(protein_residues))
+        backbone = np.isin(upper_names(np.asarray(names)[where]), list(PROTEIN_BACKBONE))
+        foreign = ~np.isin(stored[where], list(PROTEIN_ELEMENTS))
+        out[where] = protein & (foreign | backbone)
+    return out
 
 
 def mdtraj_virtual_marks(names: np.ndarray, is_virtual: np.ndarray) -> np.ndarray:
@@ -162,13 +169,12 @@ _COVALENT = frozenset((1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 34, 35, 53))
 
 
 def mark_coarse_geometry(positions: np.ndarray, z: np.ndarray, kind: np.ndarray,
-                         solvent: np.ndarray, resindices: np.ndarray, resnames: np.ndarray,
-                         names: np.ndarray | None, excluded_residues: frozenset[str]) -> str:
+                         solvent: np.ndarray, lone: np.ndarray | None) -> str:
     """Mark atoms spaced like coarse-grained beads (in place); say why, or ``""``.
 
     Judged are the atoms (``kind`` ATOM) of covalent elements outside water and ions
-    (``solvent``) and outside lone-atom residues (:func:`single_atom_elements`); those of them
-    become ``COARSE_GEOMETRY`` when :func:`geomfeat.sanity.coarse_grained_spacing` says so.
+    (``solvent``) and outside lone-atom residues (``lone``); those of them become
+    ``COARSE_GEOMETRY`` when :func:`geomfeat.sanity.coarse_grained_spacing` says so.
 
     Parameters
     ----------
@@ -176,10 +182,8 @@ def mark_coarse_geometry(positions: np.ndarray, z: np.ndarray, kind: np.ndarray,
         One frame, Å.
     z, kind, solvent : ndarray, shape (N,)
         The resolver's atomic numbers, kinds (changed here) and solvent flags.
-    resindices, resnames, names : ndarray, shape (N,)
-        Residue of each atom, residue and atom names (``names`` may be ``None``).
-    excluded_residues : frozenset of str
-        Residue names whose lone atom is never a lone ion (protein, nucleic acid, water).
+    lone : ndarray of int, shape (N,), optional
+        :func:`single_atom_elements` (non-zero: a lone atom, no partner expected).
     """
     from .elements import ATOM, COARSE_GEOMETRY
     from .sanity import BOND_ANGSTROM, coarse_grained_spacing
@@ -187,8 +191,7 @@ def mark_coarse_geometry(positions: np.ndarray, z: np.ndarray, kind: np.ndarray,
     atoms = kind == ATOM
     # metals and noble gases need no bonded partner (a gold slab, an ionic crystal)
     candidates = atoms & ~solvent & np.isin(z, list(_COVALENT))
-    if names is not None:  # lone ions and atoms (PT, AR): no partner expected
-        lone = single_atom_elements(names, resnames, resindices, excluded_residues)
+    if lone is not None:  # lone ions and atoms (PT, AR, a lone water oxygen)
         candidates &= lone == 0
     found = coarse_grained_spacing(positions, candidates, atoms)
     if found is None:

@@ -386,6 +386,7 @@ def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None
         mark_coarse_geometry,
         nucleotide_names_without_nucleotide,
         single_atom_elements,
+        upper_names,
     )
 
     n = len(resindices)
@@ -400,6 +401,7 @@ def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None
     res_given = res_a  # for the user's RESNAME:NAME keys and residue-kind exclusions
     table = np.zeros((n, 3), dtype=np.int64)
     table[:, 0] = UNRESOLVED
+    lone = np.zeros(n, dtype=np.int64)
     if have_names and n:
         # a residue named like a nucleotide without nucleic-acid atoms is any other residue
         plain = nucleotide_names_without_nucleotide(names_a, res_a, resindices,
@@ -425,14 +427,14 @@ def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None
                                                   PROTEIN_RESIDUES) & (kind == ATOM)
             overruled[wrong], z[wrong] = z[wrong], table[wrong, 1]
         # 4. coarse-grained residues (MARTINI bead names)
-        upper = np.char.upper(np.char.strip(names_a))
+        upper = upper_names(names_a)
         cg_res = np.unique(resindices[np.isin(upper, list(CG_BEADS))])
         kind[np.isin(resindices, cg_res) & (kind == UNRESOLVED)] = COARSE
         # 5. the name table; a residue of one atom named by an element symbol is that element
         todo = kind == UNRESOLVED
         kind[todo], z[todo] = table[todo, 0], table[todo, 1]
-        alone = single_atom_elements(names_a, res_given, resindices, _BIOPOLYMER_OR_WATER)
-        alone[~todo | (table[:, 2] == 1) | (table[:, 0] == VIRTUAL)] = 0  # ions the table knows
+        lone = single_atom_elements(names_a, res_given, resindices, _BIOPOLYMER_OR_WATER)
+        alone = np.where(~todo | (table[:, 2] == 1) | (table[:, 0] == VIRTUAL), 0, lone)
         z[alone > 0], kind[alone > 0] = alone[alone > 0], ATOM
     # 6. a toolkit's element where the table has no answer and the name does not contradict it
     if hint is not None and have_names:
@@ -447,9 +449,8 @@ def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None
     solvent = table[:, 2].astype(bool) if have_names else np.zeros(n, dtype=bool)
     note = ""
     if positions is not None and override is None and n:
-        note = mark_coarse_geometry(np.asarray(positions), z, kind, solvent, resindices,
-                                    res_given, names_a if have_names else None,
-                                    _BIOPOLYMER_OR_WATER)
+        note = mark_coarse_geometry(np.asarray(positions), z, kind, solvent,
+                                    lone if have_names else None)
     return Resolution(z=z, kind=kind, solvent=solvent, overruled=overruled, coarse_note=note)
 
 
