@@ -368,6 +368,16 @@ def test_massless_site_named_h_is_left_out(tmp_path):
     pdb = write_pdb(tmp_path / "m.pdb", [*ETHANOL, ("H", "ETH", 1, 0.7, 0.0, 0.0)])
     a, b = both_paths(psf, pdb)
     assert agree(a, b) == {"H": 6, "C": 2, "O": 1, "virtual": 1}
+    # a topology that stores the site's element as H and its mass as 0: the mass wins
+    u = mda.Universe.empty(10, trajectory=True)
+    u.add_TopologyAttr("names", [a[0] for a in ETHANOL] + ["H"])
+    u.add_TopologyAttr("resnames", ["ETH"])
+    u.add_TopologyAttr("elements", [a[0][0] for a in ETHANOL] + ["H"])
+    u.add_TopologyAttr("masses", [1.008 if a[0][0] == "H" else 12.0 for a in ETHANOL] + [0.0])
+    u.atoms.positions = np.array([a[3:6] for a in [*ETHANOL, ("H", "ETH", 1, 0.7, 0.0, 0.0)]])
+    r = quiet(u)
+    assert r.summary()["elements"] == a.summary()["elements"]
+    assert r.summary()["overruled_elements"] == {"ETH:H H → virtual": 1}
 
 
 def test_charmm_drude_particle_is_not_darmstadtium(tmp_path):
