@@ -32,8 +32,8 @@ MIN_NEIGHBOUR_ANGSTROM = 0.8
 #: selection are not a molecule in Å (liquid water's O–O is 2.8 Å; Å read as nm give 10–15).
 MAX_NEIGHBOUR_ANGSTROM = 5.0
 #: Longest distance (Å) from an atom to its nearest bonded partner: bonds to hydrogen are
-#: ~1.0 Å, between heavy atoms up to ~2.1 Å (C–I 2.14, S–S 2.05), metal–ligand up to ~2.4 Å.
-BOND_ANGSTROM = 2.4
+#: ~1.0 Å, between heavy atoms 1.2–2.3 Å (C–I 2.14, S–S 2.05, Br–Br 2.28), I–I 2.67 Å.
+BOND_ANGSTROM = 2.75
 #: Median bead spacing (Å) up to which isolated particles are read as coarse-grained beads
 #: (3–5 Å in CG models); beyond it, all-atom coordinates 10× too large are the likelier reading,
 #: left to :func:`check_units`.

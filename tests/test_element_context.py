@@ -124,7 +124,7 @@ def test_four_beads_without_martini_names_are_refused_on_both_paths(tmp_path, ca
                                            for i in range(4)])
     for message in refusals(gro):
         assert "look like coarse-grained beads" in message and "BUT1:C1" in message
-        assert "within 2.4 Å" in message and "4.7 Å" in message
+        assert "within 2.75 Å" in message and "4.7 Å" in message
     code, lines = cli(capsys, gro, gro, "-o", tmp_path / "e.npy")
     assert code == 1 and len(lines) == 1 and "coarse-grained beads" in lines[0], lines
 
@@ -146,10 +146,11 @@ def test_giving_elements_skips_the_bead_check(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["heavy atoms only", "ion and ligand", "water box",
-                                  "oxygen-only water", "lone atoms", "calcium ion"])
+                                  "oxygen-only water", "lone atoms", "calcium ion", "iodine",
+                                  "tiny molecules"])
 def test_all_atom_structures_are_not_taken_for_beads(tmp_path, case):
-    """Heavy-atom-only molecules, ions, water boxes and lone atoms have no partner within 2.4 Å
-    for a reason; none of them is refused."""
+    """Heavy-atom-only molecules, ions, water boxes, lone atoms and tiny molecules (I2: 2.67 Å)
+    have no partner within 2.75 Å or have one for a reason; none of them is refused."""
     grid = [(4.0 * i, 4.0 * j, 4.0 * k) for i in range(3) for j in range(3) for k in range(3)]
     atoms = {
         "heavy atoms only": [a[:6] for a in ALA3] + [a for a in ETHANOL if a[0][0] != "H"],
@@ -161,6 +162,10 @@ def test_all_atom_structures_are_not_taken_for_beads(tmp_path, case):
         "lone atoms": [("AR", "AR", r + 1, *xyz) for r, xyz in enumerate(grid[:5])]
         + [("C", "MTH", 9, 20.0, 0.0, 0.0), ("O", "OXY", 10, 25.0, 0.0, 0.0)],
         "calcium ion": [*ETHANOL, ("CA", "CA", 2, 6.0, 0.0, 0.0)],
+        "iodine": [("I1", "DIO", 1, 0.0, 0.0, 0.0), ("I2", "DIO", 1, 2.67, 0.0, 0.0)],
+        "tiny molecules": [("C", "CO2", 1, 0.0, 0.0, 0.0), ("O1", "CO2", 1, 1.16, 0.0, 0.0),
+                           ("O2", "CO2", 1, -1.16, 0.0, 0.0), ("H1", "HYD", 2, 6.0, 0.0, 0.0),
+                           ("H2", "HYD", 2, 6.74, 0.0, 0.0)],
     }[case]
     a, b = both_paths(write_pdb(tmp_path / "aa.pdb", atoms))
     assert a.n_atoms == b.n_atoms == len(atoms)
