@@ -38,6 +38,8 @@ BOND_ANGSTROM = 2.75
 #: (3–5 Å in CG models); beyond it, all-atom coordinates 10× too large are the likelier reading,
 #: left to :func:`check_units`.
 MAX_BEAD_SPACING = 8.0
+#: Candidates whose nearest neighbour is measured (an evenly spaced sample beyond that).
+MAX_JUDGED = 20_000
 
 
 def median_neighbour_distance(positions: np.ndarray, box: np.ndarray | None = None) -> float:
@@ -134,8 +136,10 @@ def coarse_grained_spacing(positions: np.ndarray, candidates: np.ndarray,
         return None
     from scipy.spatial import cKDTree
 
-    tree = cKDTree(positions[others])
-    distances, _ = tree.query(positions[candidates], k=2)
+    tree = cKDTree(positions[others], balanced_tree=False, compact_nodes=False)  # 2× faster
+    judged = positions[candidates]
+    judged = judged[::max(1, judged.shape[0] // MAX_JUDGED)]  # an even sample of big systems
+    distances, _ = tree.query(judged, k=2)
     nearest = distances[:, 1]
     fraction = float(np.mean(nearest > BOND_ANGSTROM))
     median = float(np.median(nearest))
