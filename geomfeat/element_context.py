@@ -8,7 +8,8 @@ other atoms of its residue (or of the structure) and are applied by
   they belong to (``DOH2`` of ``OH2``, ``DSG`` of ``SG``); they are virtual sites, not atoms
   (``DSG`` is not darmstadtium);
 * :func:`single_atom_elements`: a residue of one atom named by an element symbol (``PT``,
-  ``PB``, ``PD``, ``SN``) is that element, not the element of its first letter;
+  ``PB``, ``PD``, ``SN``) is that element, not the element of its first letter, also where the
+  file stores that first letter (:func:`lone_ions_stored_by_first_letter`);
 * :func:`nucleotide_names_without_nucleotide`: a residue named like a nucleotide (``A``, as
   mdtraj names every residue of HOOMD files) whose atoms carry no nucleic-acid atom name is read
   as any other residue;
@@ -26,8 +27,8 @@ import re
 
 import numpy as np
 
-__all__ = ["contradicted_protein_elements", "drude_particles", "mark_coarse_geometry",
-           "mdtraj_virtual_marks", "nucleotide_names_without_nucleotide",
+__all__ = ["contradicted_protein_elements", "drude_particles", "lone_ions_stored_by_first_letter",
+           "mark_coarse_geometry", "mdtraj_virtual_marks", "nucleotide_names_without_nucleotide",
            "single_atom_elements", "upper_names"]
 
 #: Atom names only nucleic acids have (sugar-phosphate backbone, purine N9, base ring atoms).
@@ -98,6 +99,33 @@ def single_atom_elements(names: np.ndarray, resnames: np.ndarray, resindices: np
     for i, name in zip(alone, upper_names(np.asarray(names)[alone]), strict=True):
         z[i] = atomic_number(re.sub(r"[\d+\-]+$", "", str(name)))
     return z
+
+
+def lone_ions_stored_by_first_letter(stored: np.ndarray, lone: np.ndarray, names: np.ndarray,
+                                     resnames: np.ndarray) -> np.ndarray:
+    """Lone atoms named by a two-letter symbol, in a residue of that name, whose stored element
+    is the name's first letter (``PT`` of residue ``PT`` stored as P, ``SN`` as S): a file
+    written by a tool that read the name's first letter (mdtraj does).
+
+    Parameters
+    ----------
+    stored, lone : ndarray of int, shape (N,)
+        Stored atomic numbers, and :func:`single_atom_elements` (0: not a lone named atom).
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    from .elements import atomic_number
+
+    out = (stored > 0) & (lone > 0) & (stored != lone)
+    where = np.flatnonzero(out)
+    if where.size:
+        name = [re.sub(r"[\d+\-]+$", "", str(n)) for n in upper_names(np.asarray(names)[where])]
+        res = [re.sub(r"[\d+\-]+$", "", str(r)) for r in upper_names(np.asarray(resnames)[where])]
+        out[where] = [len(n) == 2 and n == r and atomic_number(n[0]) == int(s)
+                      for n, r, s in zip(name, res, stored[where], strict=True)]
+    return out
 
 
 def nucleotide_names_without_nucleotide(names: np.ndarray, resnames: np.ndarray,

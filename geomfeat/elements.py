@@ -383,6 +383,7 @@ def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None
     from .element_context import (
         contradicted_protein_elements,
         drude_particles,
+        lone_ions_stored_by_first_letter,
         mark_coarse_geometry,
         nucleotide_names_without_nucleotide,
         single_atom_elements,
@@ -408,6 +409,7 @@ def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None
                                                     NUCLEIC_RESIDUES)
         res_a = np.where(plain, "", res_a)
         table = _table(res_a, names_a)
+        lone = single_atom_elements(names_a, res_given, resindices, _BIOPOLYMER_OR_WATER)
     # 3. elements the file stores
     if trusted is not None:
         ok = (trusted > 0) & (trusted < MAX_Z)
@@ -421,11 +423,15 @@ def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None
     overruled[dummy & (kind == ATOM)] = z[dummy & (kind == ATOM)]
     z[dummy], kind[dummy] = 0, VIRTUAL
     if have_names and n:
-        # a protein residue's atom names win over a stored element that contradicts them
+        # a protein residue's atom names win over a stored element that contradicts them, and
+        # a lone ion's name over a stored first letter (PT stored as P, as mdtraj writes it)
         if trusted is not None:
             wrong = contradicted_protein_elements(z, table[:, 1], names_a, res_a,
                                                   PROTEIN_RESIDUES) & (kind == ATOM)
             overruled[wrong], z[wrong] = z[wrong], table[wrong, 1]
+            misread = lone_ions_stored_by_first_letter(z, lone, names_a, res_given) & \
+                (kind == ATOM)
+            overruled[misread], z[misread] = z[misread], lone[misread]
         # 4. coarse-grained residues (MARTINI bead names)
         upper = upper_names(names_a)
         cg_res = np.unique(resindices[np.isin(upper, list(CG_BEADS))])
@@ -433,7 +439,6 @@ def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None
         # 5. the name table; a residue of one atom named by an element symbol is that element
         todo = kind == UNRESOLVED
         kind[todo], z[todo] = table[todo, 0], table[todo, 1]
-        lone = single_atom_elements(names_a, res_given, resindices, _BIOPOLYMER_OR_WATER)
         alone = np.where(~todo | (table[:, 2] == 1) | (table[:, 0] == VIRTUAL), 0, lone)
         z[alone > 0], kind[alone > 0] = alone[alone > 0], ATOM
     # 6. a toolkit's element where the table has no answer and the name does not contradict it

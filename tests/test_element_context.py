@@ -201,6 +201,22 @@ def test_lone_metal_ions_are_their_element_and_refused_as_unseen(tmp_path, capsy
     assert code == 1 and len(errors) == 1 and "Pd/Sn/Pt/Pb" in errors[0], lines
 
 
+def test_lone_ions_written_back_by_mdtraj_keep_their_element(tmp_path):
+    """mdtraj reads PT as P (and a lone CA as C) and writes that into the element column: the
+    names still win."""
+    ions = [(n, n, i + 2, 6.0 * (i + 1), 0.0, 0.0) for i, n in enumerate(("PT", "SN", "CA"))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        md.load(write_pdb(tmp_path / "ions.pdb", ETHANOL + ions)).save_pdb(
+            str(tmp_path / "written.pdb"))
+    written = str(tmp_path / "written.pdb")
+    assert list(mda.Universe(written).atoms.elements[-3:]) == ["P", "S", "C"]
+    a, b = both_paths(written)
+    assert agree(a, b) == {"H": 6, "C": 2, "O": 1, "Ca": 1, "Sn": 1, "Pt": 1, "virtual": 0}
+    assert a.summary()["overruled_elements"] == {"PT:PT P → Pt": 1, "SN:SN S → Sn": 1,
+                                                 "CA:CA C → Ca": 1}
+
+
 # ----------------------------------------------------------------------------- 5. element column
 def test_protein_names_win_over_a_calcium_element_column(tmp_path, capsys, weights_url):
     """Cα marked ``CA`` (calcium) in the element column stays carbon, with a warning and a
