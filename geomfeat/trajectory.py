@@ -298,8 +298,8 @@ class MDTrajReader(TrajectoryReader):
         self.source = f"mdtraj.Trajectory ({traj.n_frames} frames, {traj.n_atoms} atoms)"
         top = traj.topology
         atoms = list(top.atoms)
-        # mdtraj's "virtual" element is also its answer for names it cannot guess (GRO): not a
-        # reliable mark; virtual sites are recognised by name instead
+        # mdtraj's "virtual" element is also its answer for names it cannot guess (GRO): a mark
+        # only on names it would have guessed (a massless "H"); other sites go by their names
         hint = np.array([0 if a.element is None else max(int(a.element.atomic_number), 0)
                          for a in atoms], dtype=np.int64)
         names = [a.name for a in atoms]
