@@ -6,27 +6,38 @@ of a topology, in this order:
 
 1. an explicit override (``elements=``: one entry per atom, or a mapping keyed by atom name,
    ``"RESNAME:NAME"`` or ``"type:TYPE"``; see :func:`read_elements_file` for the file form);
-2. virtual sites: atoms the topology marks as virtual or massless (TPR/PSF/PRMTOP masses of 0,
-   mdtraj's virtual element), and dummy names (``MW``, ``LP*``, ``EP*``, ``DM*``; in water also
-   ``M``/``OM``) — these are never embedded;
+2. virtual sites, even where the file stores an element for them: atoms the topology marks as
+   massless (TPR/PSF/PRMTOP masses of 0; mdtraj's virtual element on a name mdtraj would have
+   guessed, see :func:`~geomfeat.element_context.mdtraj_virtual_marks`), dummy names (``MW``,
+   ``LP*``, ``EP*``, ``DM*``, ``DU*``; in water also ``M``/``OM``) and CHARMM Drude particles
+   (``D`` + a heavy atom's name: ``DOH2``, ``DSG``) — these are never embedded;
 3. elements the file really stores (PDB element column, TPR and PRMTOP atomic numbers, mol2,
-   DMS), passed in as ``trusted``;
+   DMS), passed in as ``trusted`` — except where a protein residue's atom name contradicts
+   them (``ALA:CA`` stored as calcium: a backbone name, or an element no amino acid has);
 4. coarse-grained beads (MARTINI names such as ``BB``, ``SC1``, ``PO4``, ``W``): an error;
 5. a residue-aware name table: ions by residue name (``NA``/``SOD``/``Na+`` → Na, ``CL``/``CLA``
-   → Cl, ``POT``/``K`` → K, ``CA``/``CAL`` → Ca, ...), water models, protein, nucleic-acid and
-   cofactor atom names, and for other residues a conservative rule on the leading letters;
-6. ``hint`` elements (mdtraj's, which mdtraj may have guessed from masses or names) only where
-   the table has no answer and the hint's symbol begins the atom name.
+   → Cl, ``POT``/``K`` → K, ``CA``/``CAL`` → Ca, ...), water models (SWM4/SWM6 Drude water
+   included), protein, nucleic-acid and cofactor atom names, and for other residues a
+   conservative rule on the leading letters; a residue of a single atom named by an element
+   symbol is that element (``PT`` → Pt, ``SN`` → Sn); a residue named like a nucleotide
+   (``A``) without nucleic-acid atom names is an ordinary residue; force-field type names
+   (``opls_135``) name no element;
+6. ``hint`` elements (mdtraj's, which mdtraj may have guessed from masses or names, or which a
+   program set) only where the table has no answer and the name does not contradict them (it
+   begins with the symbol, or names no element at all: ``A0``);
+7. with ``positions``: particles (not water, ions, lone atoms) of which most have no partner
+   within bonding distance, spaced like coarse-grained beads, are an error.
 
 Masses are never used to choose an element (hydrogen mass repartitioning makes a 3 amu
 hydrogen look like lithium); a mass of exactly 0 read from the file marks a virtual site.
+Where names overrule a stored element, :attr:`Resolution.overruled` says so (the readers warn
+and record it in the sidecar).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,15 +50,13 @@ from .errors import InputError
 __all__ = [
     "ATOM",
     "COARSE",
+    "COARSE_GEOMETRY",
     "MAX_Z",
     "UNRESOLVED",
     "VIRTUAL",
     "ElementOverride",
     "Resolution",
     "atomic_number",
-    "check_atomic_numbers",
-    "describe_atoms",
-    "element_counts",
     "read_elements_file",
     "resolve_elements",
     "symbol",
@@ -56,8 +65,9 @@ __all__ = [
 #: The encoders' embedding tables have 100 rows: atomic numbers must lie in 1..99.
 MAX_Z = 100
 
-#: Kinds of atoms found by :func:`resolve_elements`.
-ATOM, VIRTUAL, COARSE, UNRESOLVED = 0, 1, 2, 3
+#: Kinds of atoms found by :func:`resolve_elements` (``COARSE``: by bead names,
+#: ``COARSE_GEOMETRY``: by spacing).
+ATOM, VIRTUAL, COARSE, UNRESOLVED, COARSE_GEOMETRY = 0, 1, 2, 3, 4
 
 #: Element symbols in order of atomic number (index 0 is a placeholder).
 _SYMBOLS = (
@@ -93,8 +103,10 @@ def _names(text: str) -> frozenset[str]:
 #: Water residues and their atoms (virtual sites of 4- and 5-site models included).
 WATER_RESIDUES = _names(
     "HOH WAT SOL H2O DOD TIP TIP3 TIP4 TIP5 TIP3P TIP4P TIP5P TP3 TP4 TP5 T3P T4P T4E T5P TP4E "
-    "TIP4E SPC SPCE SPE OPC OPC3 HO4 T3H")
-_WATER_VIRTUAL = _names("MW M OM LP LP1 LP2 EP EP1 EP2 EPW MW1 VS VS1 VS2 MX")
+    "TIP4E SPC SPCE SPE OPC OPC3 HO4 T3H "
+    "SWM4 SWM6 SWM SW4 SW6 SWM4N SWM6N SWMN TIP4PEW TIP4P05 TIP4PD TIP4F TIP4PF TIP3F TIP4PFB "
+    "TIP3PFB T4P05 T4F")
+_WATER_VIRTUAL = _names("MW M OM LP LP1 LP2 EP EP1 EP2 EPW MW1 VS VS1 VS2 MX DOH2 DOW")
 
 #: Ion residue names (charges and digits stripped, upper case) → element.
 _ION_ALIASES = {"SOD": "Na", "CLA": "Cl", "CLM": "Cl", "POT": "K", "CAL": "Ca", "C0": "Ca",
@@ -128,8 +140,12 @@ _COFACTOR_METALS = {"HEM": {"FE": "Fe"}, "HEME": {"FE": "Fe"}, "HEC": {"FE": "Fe
 #: MARTINI bead names that no atomistic residue uses: a residue holding one is coarse-grained.
 CG_BEADS = _names("BB SC1 SC2 SC3 SC4 SC5 SC6 NC3 PO4 GL0 GL1 GL2 CNO ROH AM1 AM2 W WF PW WP WM "
                   "BP4 SP1 SP2")
+#: Residues whose lone atom is never an ion or a lone atom named by its symbol.
+_BIOPOLYMER_OR_WATER = PROTEIN_RESIDUES | NUCLEIC_RESIDUES | WATER_RESIDUES
 #: Names of dummy particles in any residue (GROMACS MW/DM, CHARMM lone pairs, Amber extra points).
-_VIRTUAL_NAME = re.compile(r"^(MW|LP|EP|DM)[0-9A-Z']*$")
+_VIRTUAL_NAME = re.compile(r"^(MW|LP|EP|DM|DU)[0-9A-Z']*$")
+#: Force-field atom types used as names (HOOMD files: ``opls_135``): they name no element.
+_TYPE_NAME = re.compile(r"^[A-Z]{3,}_")
 #: Exact names of metals inside larger residues (``FE1``, ``ZN``).
 _METAL_NAME = re.compile(r"^(FE|ZN|MG|MN|CU|CO|NI)\d*$")
 
@@ -167,8 +183,8 @@ def table_element(resname: str, name: str) -> tuple[int, int, bool]:
     """
     res = resname.strip().upper()
     n = _lead(name)
-    if not n:
-        return UNRESOLVED, 0, False
+    if not n or _TYPE_NAME.match(n):
+        return UNRESOLVED, 0, res in WATER_RESIDUES
     if res in WATER_RESIDUES:
         if n in _WATER_VIRTUAL or _VIRTUAL_NAME.match(n):
             return VIRTUAL, 0, True
@@ -296,22 +312,50 @@ class Resolution:
     z : ndarray, shape (N,), int64
         Atomic numbers (0 where not an atom: virtual, coarse-grained or unresolved).
     kind : ndarray, shape (N,), int8
-        :data:`ATOM`, :data:`VIRTUAL`, :data:`COARSE` or :data:`UNRESOLVED`.
+        :data:`ATOM`, :data:`VIRTUAL`, :data:`COARSE`, :data:`COARSE_GEOMETRY` or
+        :data:`UNRESOLVED`.
     solvent : ndarray, shape (N,), bool
         Atoms of water and monatomic-ion residues (``select="solute"`` leaves them out).
+    overruled : ndarray, shape (N,), int64
+        The element the file stored (or mdtraj gave), where the atom's names overruled it
+        (``ALA:CA`` stored as calcium; ``Du1`` stored as hydrogen): its atomic number, else 0.
+    coarse_note : str
+        Why particles are :data:`COARSE_GEOMETRY` (their spacing), for the message.
     """
 
     z: np.ndarray
     kind: np.ndarray
     solvent: np.ndarray
+    overruled: np.ndarray | None = None
+    coarse_note: str = ""
+
+
+def _table(res: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """:func:`table_element` of every atom, shape (N, 3): kind, Z, solvent (one look-up per
+    distinct pair)."""
+    pairs, inverse = np.unique(np.char.add(np.char.add(res, "\x1f"), names), return_inverse=True)
+    looked = np.array([table_element(*p.split("\x1f", 1)) for p in pairs],
+                      dtype=np.int64).reshape(-1, 3)
+    return looked[inverse.reshape(-1)]
+
+
+def _names_agree(name: str, z: int) -> bool:
+    """Whether an element is not contradicted by the atom name: the name begins with its
+    symbol, or names no element at all (``A0``, ``opls_135``; ``B1`` names boron)."""
+    lead = _lead(name)
+    if lead.startswith(symbol(z).upper()):
+        return True
+    if _TYPE_NAME.match(lead):
+        return True
+    return atomic_number(lead[:2]) == 0 and atomic_number(lead[:1]) == 0
 
 
 def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None,
                      resindices: np.ndarray, *, trusted: np.ndarray | None = None,
                      hint: np.ndarray | None = None, virtual: np.ndarray | None = None,
                      types: Sequence[str] | None = None,
-                     override: ElementOverride | None = None, source: str = "input"
-                     ) -> Resolution:
+                     override: ElementOverride | None = None, source: str = "input",
+                     positions: np.ndarray | None = None) -> Resolution:
     """Resolve the element of every atom (rules in the module docstring).
 
     Parameters
@@ -332,54 +376,92 @@ def resolve_elements(names: Sequence[str] | None, resnames: Sequence[str] | None
         The user's elements.
     source : str
         What the atoms come from, for messages.
+    positions : ndarray, shape (N, 3), optional
+        One frame in Å, to recognise coarse-grained models by their spacing (not done when the
+        user gives elements).
     """
+    from .element_context import (
+        contradicted_protein_elements,
+        drude_particles,
+        lone_ions_stored_by_first_letter,
+        mark_coarse_geometry,
+        nucleotide_names_without_nucleotide,
+        single_atom_elements,
+        upper_names,
+    )
+
     n = len(resindices)
+    resindices = np.asarray(resindices)
     z = np.zeros(n, dtype=np.int64)
     kind = np.full(n, UNRESOLVED, dtype=np.int8)
+    overruled = np.zeros(n, dtype=np.int64)
     have_names = names is not None
     names_a = np.asarray(names, dtype=str) if have_names else np.full(n, "", dtype=str)
     res_a = np.asarray(resnames, dtype=str) if resnames is not None else np.full(n, "",
                                                                                   dtype=str)
-    # 3. elements the file stores; 2. virtual sites the topology marks
+    res_given = res_a  # for the user's RESNAME:NAME keys and residue-kind exclusions
+    table = np.zeros((n, 3), dtype=np.int64)
+    table[:, 0] = UNRESOLVED
+    lone = np.zeros(n, dtype=np.int64)
+    if have_names and n:
+        # a residue named like a nucleotide without nucleic-acid atoms is any other residue
+        plain = nucleotide_names_without_nucleotide(names_a, res_a, resindices,
+                                                    NUCLEIC_RESIDUES)
+        res_a = np.where(plain, "", res_a)
+        table = _table(res_a, names_a)
+        lone = single_atom_elements(names_a, res_given, resindices, _BIOPOLYMER_OR_WATER)
+    # 3. elements the file stores
     if trusted is not None:
         ok = (trusted > 0) & (trusted < MAX_Z)
         z[ok], kind[ok] = trusted[ok], ATOM
-    if virtual is not None:
-        kind[virtual & (kind != ATOM)] = VIRTUAL
-    # 4. coarse-grained residues; 5. the name table (one look-up per distinct pair)
-    todo = np.flatnonzero(kind == UNRESOLVED)
-    if have_names and todo.size:
-        upper = np.char.upper(np.char.strip(names_a))
-        bead = np.isin(upper, list(CG_BEADS))
-        cg_res = np.unique(resindices[bead])
-        coarse = np.isin(resindices, cg_res) & (kind == UNRESOLVED)
-        kind[coarse] = COARSE
-        todo = np.flatnonzero(kind == UNRESOLVED)
-        pairs, inverse = np.unique(np.char.add(np.char.add(res_a[todo], "\x1f"), names_a[todo]),
-                                   return_inverse=True)
-        looked = np.array([table_element(*p.split("\x1f", 1)) for p in pairs],
-                          dtype=np.int64).reshape(-1, 3)
-        kind[todo] = looked[inverse, 0]
-        z[todo] = looked[inverse, 1]
-    # 6. a toolkit's hint where the table has no answer and the symbol begins the name
+    # 2. virtual sites (massless marks, dummy and Drude names) win over stored elements
+    dummy = np.zeros(n, dtype=bool)
+    if have_names and n:
+        dummy = (table[:, 0] == VIRTUAL) | drude_particles(names_a, resindices)
+    if virtual is not None and not np.all(virtual):  # all "massless": no information
+        dummy |= np.asarray(virtual, dtype=bool)
+    overruled[dummy & (kind == ATOM)] = z[dummy & (kind == ATOM)]
+    z[dummy], kind[dummy] = 0, VIRTUAL
+    if have_names and n:
+        # a protein residue's atom names win over a stored element that contradicts them, and
+        # a lone ion's name over a stored first letter (PT stored as P, as mdtraj writes it)
+        if trusted is not None:
+            wrong = contradicted_protein_elements(z, table[:, 1], names_a, res_a,
+                                                  PROTEIN_RESIDUES) & (kind == ATOM)
+            overruled[wrong], z[wrong] = z[wrong], table[wrong, 1]
+            misread = lone_ions_stored_by_first_letter(z, lone, names_a, res_given) & \
+                (kind == ATOM)
+            overruled[misread], z[misread] = z[misread], lone[misread]
+        # 4. coarse-grained residues (MARTINI bead names)
+        upper = upper_names(names_a)
+        cg_res = np.unique(resindices[np.isin(upper, list(CG_BEADS))])
+        kind[np.isin(resindices, cg_res) & (kind == UNRESOLVED)] = COARSE
+        # 5. the name table; a residue of one atom named by an element symbol is that element
+        todo = kind == UNRESOLVED
+        kind[todo], z[todo] = table[todo, 0], table[todo, 1]
+        alone = np.where(~todo | (table[:, 2] == 1) | (table[:, 0] == VIRTUAL), 0, lone)
+        z[alone > 0], kind[alone > 0] = alone[alone > 0], ATOM
+    # 6. a toolkit's element where the table has no answer and the name does not contradict it
     if hint is not None and have_names:
         for i in np.flatnonzero((kind == UNRESOLVED) & (hint > 0)):
-            if _lead(names_a[i]).startswith(symbol(int(hint[i])).upper()):
+            if _names_agree(names_a[i], int(hint[i])):
                 z[i], kind[i] = hint[i], ATOM
     # 1. the user's override
     if override is not None:
-        _apply_override(override, z, kind, names_a if have_names else None, res_a, types,
-                        source)
-    solvent = np.zeros(n, dtype=bool)
-    if have_names:
-        pairs, inverse = np.unique(np.char.add(np.char.add(res_a, "\x1f"), names_a),
-                                   return_inverse=True)
-        flags = np.array([table_element(*p.split("\x1f", 1))[2] for p in pairs], dtype=bool)
-        solvent = flags[inverse.reshape(-1)]
-    return Resolution(z=z, kind=kind, solvent=solvent)
+        assigned = _apply_override(override, z, kind, names_a if have_names else None,
+                                   res_given, types, source)
+        overruled[assigned] = 0
+    solvent = table[:, 2].astype(bool) if have_names else np.zeros(n, dtype=bool)
+    note = ""
+    if positions is not None and override is None and n:
+        note = mark_coarse_geometry(np.asarray(positions), z, kind, solvent,
+                                    lone if have_names else None)
+    return Resolution(z=z, kind=kind, solvent=solvent, overruled=overruled, coarse_note=note)
 
 
-def _apply_override(override: ElementOverride, z, kind, names, resnames, types, source) -> None:
+def _apply_override(override: ElementOverride, z, kind, names, resnames, types,
+                    source) -> np.ndarray:
+    """Apply the user's elements in place; return the mask of atoms they assigned."""
     n = z.shape[0]
     if override.per_atom is not None:
         values = override.per_atom
@@ -409,62 +491,4 @@ def _apply_override(override: ElementOverride, z, kind, names, resnames, types, 
                              f"atom of {source}")
     z[assign > 0], kind[assign > 0] = assign[assign > 0], ATOM
     z[assign < 0], kind[assign < 0] = 0, VIRTUAL
-
-
-# ----------------------------------------------------------------------------------- messages
-def describe_atoms(index: np.ndarray, labels: Sequence[str], keys: Sequence[str],
-                   limit: int = 6) -> str:
-    """``"SOL:MW ×4612 (e.g. SOL2:MW (atom 9)), ..."``: atoms grouped by residue and atom name."""
-    groups: dict[str, list[int]] = {}
-    for i in index:
-        groups.setdefault(keys[i], []).append(int(i))
-    parts = [f"{key} ×{len(ix)} (e.g. {labels[ix[0]]})" if len(ix) > 1 else labels[ix[0]]
-             for key, ix in list(groups.items())[:limit]]
-    more = f" and {len(groups) - limit} more kinds" if len(groups) > limit else ""
-    return ", ".join(parts) + more
-
-
-def check_atomic_numbers(z: np.ndarray, labels: Sequence[str], source: str,
-                         kind: np.ndarray | None = None,
-                         keys: Sequence[str] | None = None) -> None:
-    """Raise :class:`InputError` naming the selected atoms the encoders cannot take.
-
-    Parameters
-    ----------
-    z : ndarray, shape (N,)
-        Atomic numbers (0 = unknown element).
-    labels : sequence of str
-        A readable label per atom (residue, name, index), used in the message.
-    source : str
-        What the atoms came from (file or object), used in the message.
-    kind : ndarray, shape (N,), optional
-        Kinds from :func:`resolve_elements` (coarse-grained beads get their own message).
-    keys : sequence of str, optional
-        ``RESNAME:NAME`` per atom, to group atoms in the message.
-    """
-    keys = labels if keys is None else keys
-    if kind is not None:
-        coarse = np.flatnonzero(kind == COARSE)
-        if coarse.size:
-            raise InputError(
-                f"{coarse.size} selected particle(s) of {source} are coarse-grained beads "
-                f"(MARTINI-style names), not atoms: {describe_atoms(coarse, labels, keys)}; the "
-                "encoders were trained on all-atom structures, so geomfeat does not embed "
-                "coarse-grained models (give elements= / --elements only if these are atoms)")
-    bad = np.flatnonzero((z <= 0) | (z >= MAX_Z))
-    if bad.size == 0:
-        return
-    out_of_range = [i for i in bad if z[i] >= MAX_Z]
-    what = (f"Z >= {MAX_Z}: " + ", ".join(f"{labels[i]} (Z={z[i]})" for i in out_of_range[:5])
-            if out_of_range else "no element could be resolved: "
-            + describe_atoms(bad, labels, keys))
-    raise InputError(
-        f"{bad.size} selected atom(s) of {source} have no element the encoders accept "
-        f"(1 <= Z < {MAX_Z}); {what}; select them out or give their elements "
-        "(elements={'NAME': 'Zn'} / --elements FILE)")
-
-
-def element_counts(z: np.ndarray) -> dict[str, int]:
-    """``{"C": 6, "N": 2, ...}`` in order of atomic number."""
-    counts = Counter(int(v) for v in z)
-    return {symbol(k): counts[k] for k in sorted(counts)}
+    return assign != 0

@@ -1,6 +1,7 @@
 """Cheap checks of input files and coordinates that catch silent wrong results.
 
 * :func:`check_units`: the first frame's nearest-neighbour distances must look like Å;
+* :func:`coarse_grained_spacing`: particles spaced like coarse-grained beads, not atoms;
 * :func:`check_roles`: a topology and a trajectory given the other way round;
 * :func:`warn_if_truncated`: an XTC file that does not end with a complete frame;
 * :func:`quiet_failed_readers`: no ``Exception ignored in ReaderBase.__del__`` noise when
@@ -20,7 +21,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_roles", "check_units", "quiet_failed_readers", "warn_if_truncated"]
+__all__ = ["check_roles", "check_units", "coarse_grained_spacing", "quiet_failed_readers",
+           "warn_if_truncated"]
 
 #: Median nearest-neighbour distance (Å) below which coordinates cannot be in Å: bonds to
 #: hydrogen are ~1.0 Å, between heavy atoms 1.2–1.6 Å; nm coordinates give 0.1–0.16.
@@ -28,6 +30,15 @@ MIN_NEIGHBOUR_ANGSTROM = 0.8
 #: Median nearest-neighbour distance (Å) above which the atoms of an all-atom or heavy-atom
 #: selection are not a molecule in Å (liquid water's O–O is 2.8 Å; Å read as nm give 10–15).
 MAX_NEIGHBOUR_ANGSTROM = 5.0
+#: Longest distance (Å) from an atom to its nearest bonded partner: bonds to hydrogen are
+#: ~1.0 Å, between heavy atoms 1.2–2.3 Å (C–I 2.14, S–S 2.05, Br–Br 2.28), I–I 2.67 Å.
+BOND_ANGSTROM = 2.75
+#: Median bead spacing (Å) up to which isolated particles are read as coarse-grained beads
+#: (3–5 Å in CG models); beyond it, all-atom coordinates 10× too large are the likelier reading,
+#: left to :func:`check_units`.
+MAX_BEAD_SPACING = 8.0
+#: Candidates whose nearest neighbour is measured (an evenly spaced sample beyond that).
+MAX_JUDGED = 20_000
 
 
 def median_neighbour_distance(positions: np.ndarray, box: np.ndarray | None = None) -> float:
@@ -90,6 +101,50 @@ def _distance(value: float) -> str:
     if np.isfinite(value):
         return f"{value:.1f} Å"
     return f"over {MAX_NEIGHBOUR_ANGSTROM} Å (most atoms have no neighbour that close)"
+
+
+def coarse_grained_spacing(positions: np.ndarray, candidates: np.ndarray,
+                           particles: np.ndarray | None = None) -> tuple[float, float] | None:
+    """Whether the ``candidates`` are spaced like coarse-grained beads rather than atoms.
+
+    Every atom of an all-atom structure has a bonded partner within :data:`BOND_ANGSTROM`,
+    with or without hydrogens (heavy atoms are 1.2–2.1 Å apart); only lone atoms (ions, a
+    lone water oxygen) have none. Coarse-grained beads are 3–5 Å apart.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (N, 3)
+        One frame, Å.
+    candidates : ndarray of bool, shape (N,)
+        Particles to judge (e.g. not water, ions or virtual sites).
+    particles : ndarray of bool, shape (N,), optional
+        Particles that count as neighbours (default: all).
+
+    Returns
+    -------
+    (fraction, median) or None
+        When more than half of at least two candidates have no neighbour within
+        :data:`BOND_ANGSTROM` and their median nearest-neighbour distance is at most
+        :data:`MAX_BEAD_SPACING`: the fraction without a partner and that median (Å);
+        otherwise ``None``.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    candidates = np.asarray(candidates, dtype=bool)
+    others = candidates if particles is None else np.asarray(particles, dtype=bool) | candidates
+    if candidates.sum() < 2 or not np.isfinite(positions[others]).all():
+        return None
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(positions[others], balanced_tree=False, compact_nodes=False)  # 2× faster
+    judged = positions[candidates]
+    judged = judged[::max(1, judged.shape[0] // MAX_JUDGED)]  # an even sample of big systems
+    distances, _ = tree.query(judged, k=2)
+    nearest = distances[:, 1]
+    fraction = float(np.mean(nearest > BOND_ANGSTROM))
+    median = float(np.median(nearest))
+    if fraction > 0.5 and median <= MAX_BEAD_SPACING:
+        return fraction, median
+    return None
 
 
 def check_roles(trajectory: str | os.PathLike, topology: str | os.PathLike) -> None:

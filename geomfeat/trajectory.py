@@ -46,14 +46,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .element_checks import (
+    check_atomic_numbers,
+    describe_atoms,
+    element_counts,
+    overruled_counts,
+)
+from .element_context import mdtraj_virtual_marks
 from .elements import (
     VIRTUAL,
     ElementOverride,
     Resolution,
     atomic_number,
-    check_atomic_numbers,
-    describe_atoms,
-    element_counts,
     resolve_elements,
     symbol,
 )
@@ -151,6 +155,7 @@ class TrajectoryReader(ABC):
         return {"elements": element_counts(self.atomic_numbers),
                 "unseen_elements": list(getattr(self, "unseen_elements", [])),
                 "dropped": dict(getattr(self, "dropped", {"virtual_sites": 0, "altlocs": 0})),
+                "overruled_elements": dict(getattr(self, "overruled", {})),
                 "box": self.box}
 
     def _set_selection(self, res: Resolution, labels_all: list[str], keys_all: list[str],
@@ -158,6 +163,11 @@ class TrajectoryReader(ABC):
                        toolkit_select, heavy: bool = False,
                        excluded: np.ndarray | None = None) -> np.ndarray:
         index = _resolve_selection(select, res, toolkit_select, self.source)
+        self.overruled = overruled_counts(index, res, keys_all)
+        if self.overruled:
+            warnings.warn(f"{self.source}: atom names overrule the elements stored for them: "
+                          + ", ".join(f"{k} ×{v}" for k, v in self.overruled.items()),
+                          InputWarning, stacklevel=4)
         virtual = index[res.kind[index] == VIRTUAL]
         altloc = (index[excluded[index] & (res.kind[index] != VIRTUAL)]
                   if excluded is not None else index[:0])
@@ -191,7 +201,7 @@ class TrajectoryReader(ABC):
         z = res.z[index]
         labels = [labels_all[i] for i in index]
         check_atomic_numbers(z, labels, self.source, res.kind[index],
-                             [keys_all[i] for i in index])
+                             [keys_all[i] for i in index], res.coarse_note)
         self.dropped = {"virtual_sites": int(virtual.size), "altlocs": int(altloc.size)}
         self.atomic_numbers = z.astype(np.int64)
         self.atom_labels = labels
@@ -304,14 +314,18 @@ class MDTrajReader(TrajectoryReader):
         self.source = f"mdtraj.Trajectory ({traj.n_frames} frames, {traj.n_atoms} atoms)"
         top = traj.topology
         atoms = list(top.atoms)
-        # mdtraj's "virtual" element is also its answer for names it cannot guess (GRO): not a
-        # reliable mark; virtual sites are recognised by name instead
+        # mdtraj's "virtual" element is also its answer for names it cannot guess (GRO): a mark
+        # only on names it would have guessed (a massless "H"); other sites go by their names
         hint = np.array([0 if a.element is None else max(int(a.element.atomic_number), 0)
                          for a in atoms], dtype=np.int64)
+        names = [a.name for a in atoms]
+        marks = mdtraj_virtual_marks(names, [a.element is not None and a.element.atomic_number
+                                             == 0 for a in atoms])
         residue_ids = np.array([a.residue.index for a in atoms], dtype=np.int64)
-        res = resolve_elements([a.name for a in atoms], [a.residue.name for a in atoms],
-                               residue_ids, hint=hint,
-                               override=ElementOverride.from_user(elements), source=self.source)
+        res = resolve_elements(names, [a.residue.name for a in atoms], residue_ids, hint=hint,
+                               virtual=marks, override=ElementOverride.from_user(elements),
+                               source=self.source,
+                               positions=traj.xyz[0] * 10.0 if traj.n_frames else None)
         labels = [f"{a.residue}:{a.name} (atom {a.index})" for a in atoms]
         keys = [f"{a.residue.name}:{a.name}" for a in atoms]
         residue_names = [str(a.residue) for a in atoms]
@@ -565,7 +579,8 @@ def _mdanalysis_resolution(group, elements, source: str) -> Resolution:
     return resolve_elements(names, _attr(group, "resnames"), np.asarray(group.resindices),
                             trusted=trusted, virtual=virtual,
                             types=None if types is None else types.astype(str),
-                            override=override, source=source)
+                            override=override, source=source,
+                            positions=_attr(group, "positions"))
 
 
 def _altlocs(group, source: str) -> AltlocChoice | None:
