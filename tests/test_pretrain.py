@@ -26,7 +26,6 @@ from geomfeat.pretrain import (
 )
 from geomfeat.pretrain.datasets import ConformerDataset, collate_conformers
 from geomfeat.pretrain.model import batch_edges
-from geomfeat.pretrain.train import PretrainInterrupted
 
 TINY = {"architecture": "visnet", "hidden_channels": 16, "num_layers": 2, "num_rbf": 16,
         "cutoff": 5.0}
@@ -97,101 +96,6 @@ def test_predicted_noise_rotates_with_the_input():
     rotated = model(batch.z, batch_edges(batch, model.cutoff))
     assert torch.allclose(rotated, pred @ q.T, atol=1e-5)
     assert pred.abs().max() > 1e-3  # not trivially zero
-
-
-class _Interrupt(L.Callback):
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_train_batch_start(self, trainer, *args) -> None:
-        if trainer.global_step == self.at:
-            raise KeyboardInterrupt
-
-
-class _FinalState(L.Callback):
-    """Keeps the weights and normaliser buffers at the end of training (not just the best)."""
-
-    def on_train_end(self, trainer, module) -> None:
-        self.state = {k: v.clone() for k, v in module.model.state_dict().items()}
-
-
-#: 100 frames: 90 training conformers, 11 batches of 8 an epoch; 40 steps end inside epoch 3.
-RESUME_RUN = {"max_steps": 40, "checkpoint_every": 1, "log_every": 1}
-
-
-def _card(path: Path) -> dict:
-    card = json.loads(path.read_text())
-    card["training"].pop("wall_seconds_last_run")
-    return card
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """The uninterrupted runs, one per validation schedule (shared by the resume tests)."""
-    runs = {}
-
-    def run(val_every):
-        if val_every not in runs:
-            out = tmp_path_factory.mktemp("straight")
-            final = _FinalState()
-            pretrain([source(100)], out, tiny(val_every=val_every, **RESUME_RUN), name="m",
-                     progress=False, callbacks=[final])
-            runs[val_every] = (out, final.state)
-        return runs[val_every]
-
-    return run
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    """Two output folders hold the same run: weights, normaliser, log and card, bit for bit."""
-    assert_same_bits(weights(a / "m.pth"), weights(b / "m.pth"))  # pos_normalizer.* included
-    assert (a / "metrics.csv").read_text() == (b / "metrics.csv").read_text()
-    assert _card(a / "m.json") == _card(b / "m.json")
-
-
-@pytest.mark.parametrize(("val_every", "interrupt", "saved"), [
-    (None, 17, 17),  # mid-epoch 1
-    (None, 22, 21),  # the last batch of epoch 1 is next: its validation and end not yet run
-    (None, 23, 23),  # right after the validation at the end of epoch 1
-    (5, 16, 16),     # right after a mid-epoch validation (step 15), in epoch 1
-    (5, 35, 34),     # a validation is due after step 35 (epoch 3): the checkpoint is before it
-], ids=["mid-epoch", "before-epoch-end", "after-epoch-validation", "after-mid-epoch-validation",
-        "before-a-validation"])
-def test_a_resumed_run_is_the_uninterrupted_run_bit_for_bit(tmp_path, uninterrupted, val_every,
-                                                           interrupt, saved):
-    """Before: an interrupt after epoch 0 changed the weights (every epoch used epoch 0's order
-    and noise, a resumed one its own), skipped validations, changed the epoch means of the log
-    and, after a kill, lost its rows."""
-    straight, final = uninterrupted(val_every)
-    config = tiny(val_every=val_every, **RESUME_RUN)
-    with pytest.raises(PretrainInterrupted, match=f"interrupted at step {interrupt}; .*last"
-                                                  rf"\.ckpt holds step {saved}"):
-        pretrain([source(100)], tmp_path, config, name="m", progress=False,
-                 callbacks=[_Interrupt(interrupt)])
-    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=False)[
-        "global_step"] == saved
-    resumed = _FinalState()
-    result = pretrain([source(100)], tmp_path, config, name="m", progress=False, resume="auto",
-                      callbacks=[resumed])
-    assert result.steps == 40 and result.epochs == json.loads(
-        (straight / "m.json").read_text())["training"]["epochs"]
-    assert_same_bits(final, resumed.state)  # the last weights too, not only the best
-    assert_same_run(straight, tmp_path)
-
-
-def test_epochs_draw_new_batches_and_noise(tmp_path):
-    """Before: Lightning never told the batch sampler the epoch: every epoch repeated the
-    order and the noise of epoch 0."""
-    seen = []
-
-    class Record(L.Callback):
-        def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            if batch_idx == 0:
-                seen.append(batch.noise.clone())
-
-    pretrain([source(100)], tmp_path, tiny(max_steps=23, val_fraction=0.1), progress=False,
-             callbacks=[Record()])
-    assert len(seen) == 3 and not torch.equal(seen[0], seen[1])
 
 
 def test_resume_with_changed_settings_is_refused_naming_the_setting(tmp_path):

@@ -33,6 +33,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..output import write_error
+
 __all__ = ["METRICS_COLUMNS", "LossLog", "ResumePoint", "finished_run", "write_metrics"]
 
 #: Columns of ``metrics.csv`` (those of Lightning's ``CSVLogger`` for this task).
@@ -49,8 +51,9 @@ def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
             writer.writeheader()
             writer.writerows(rows)
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # before the caller measures the free space
+        raise
 
 
 def _mean_over_processes(trainer: L.Trainer, module: L.LightningModule,
@@ -120,7 +123,10 @@ class LossLog(L.Callback):
     def write(self, trainer: L.Trainer) -> None:
         """Write ``metrics.csv`` (on the global-zero process)."""
         if trainer.is_global_zero:
-            write_metrics(self.rows, self.path)
+            try:
+                write_metrics(self.rows, self.path)
+            except OSError as exc:
+                raise write_error(self.path, exc.strerror or str(exc)) from None
 
 
 class ResumePoint(L.Callback):
@@ -176,6 +182,9 @@ class ResumePoint(L.Callback):
             trainer.save_checkpoint(tmp)
             if trainer.is_global_zero:
                 os.replace(tmp, self.path)
+        except OSError as exc:  # the previous last.ckpt is kept
+            tmp.unlink(missing_ok=True)
+            raise write_error(self.path, exc.strerror or str(exc)) from None
         finally:
             if trainer.is_global_zero:
                 tmp.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ One run at a time writes ``OUT``: a run holds the lock ``.OUT.lock`` beside the 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import os
@@ -44,6 +45,7 @@ from .._threads import torch_threads
 from ..encoders import ARCHITECTURES, read_state_dict
 from ..errors import GeomfeatError, InputError
 from ..locks import hold
+from ..output import write_error
 from ..registry import ModelCard, get_model_card
 from .card import data_hash, install_card, save_model
 from .datasets import ConformerDataset, ConformerSource, collate_conformers
@@ -280,8 +282,14 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
     lock = hold([out.resolve()], wait=wait, wait_flag="--wait / wait=True") \
         if _launch_rank() == 0 else nullcontext()
     with lock, torch_threads(config.threads):
-        return _pretrain(sources, out, config, name=name, resume=resume,
-                         progress=progress, install=install, callbacks=callbacks)
+        try:
+            return _pretrain(sources, out, config, name=name, resume=resume,
+                             progress=progress, install=install, callbacks=callbacks)
+        except OSError as exc:  # e.g. Lightning's best.ckpt on a full disk: name the file
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+                raise
+            target = Path(exc.filename2 or exc.filename or out)
+            raise write_error(target, exc.strerror or str(exc)) from None
 
 
 def _launch_rank() -> int:
@@ -447,13 +455,18 @@ def _read_metrics(path: Path) -> list[dict[str, str]]:
 
 
 def quiet_lightning() -> None:
-    """Silence Lightning's info lines (devices, tips) and its own deprecation warnings."""
+    """Silence Lightning's info lines (devices, tips, "fit stopped") and deprecation warnings.
+
+    Lightning's own warnings (``UserWarning``, ``PossibleUserWarning``) stay, but the one about
+    a non-empty checkpoint folder, which every resume meets.
+    """
     import logging
-    import warnings
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module="lightning")
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(lightning|torch)\b")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 def _final_train_loss(path: Path, last: int = 10) -> float:
