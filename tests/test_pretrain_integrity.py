@@ -203,14 +203,13 @@ def test_resume_in_a_folder_without_a_checkpoint_says_it_starts_a_new_run(tmp_pa
 
 
 # ---------------------------------------------------------------------------- one writer
-def test_a_second_run_on_a_folder_being_written_fails_naming_the_holder_or_waits(tmp_path):
+def test_a_second_run_on_a_folder_being_written_fails_naming_the_holder_or_waits(tmp_path,
+                                                                                 capsys):
     """Before: two runs on one folder both exited 0, the card of one over the other's weights."""
     out = tmp_path.resolve() / "run"
     with hold([out]):  # this test process is the first run
-        refused = subprocess.run(command("-o", out, "--steps", "2", "-q"), capture_output=True,
-                                 text=True)
-        assert refused.returncode == 1
-        line = one_line(refused.stderr)
+        assert main([*CLI, "-o", str(out), "--steps", "2", "-q"]) == 1
+        line = one_line(capsys.readouterr().err)
         assert line.startswith(f"geomfeat: error: {out} is being written by another geomfeat "
                                f"run (host ")
         assert f"pid {os.getpid()}" in line and "--wait" in line
@@ -228,7 +227,8 @@ def test_a_second_run_on_a_folder_being_written_fails_naming_the_holder_or_waits
 
 # ------------------------------------------------------------------- one-line endings
 @pytest.mark.parametrize(("signum", "status", "start"), [
-    (signal.SIGINT, 130, "geomfeat: interrupted"), (signal.SIGTERM, 143, "geomfeat: terminated")])
+    (signal.SIGINT, 130, "geomfeat: interrupted"),
+    pytest.param(signal.SIGTERM, 143, "geomfeat: terminated", marks=pytest.mark.slow)])
 def test_ctrl_c_and_sigterm_end_with_embeds_exit_status_keeping_the_checkpoint(
         tmp_path, signum, status, start):
     """Before: Ctrl-C ended with exit status 1."""
