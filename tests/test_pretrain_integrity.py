@@ -131,6 +131,22 @@ def test_a_resumed_run_is_the_uninterrupted_run_bit_for_bit(tmp_path, uninterrup
     assert_same_run(straight, tmp_path)
 
 
+def test_a_run_interrupted_twice_is_still_the_uninterrupted_run(tmp_path, uninterrupted):
+    """Interrupted at step 13, resumed, interrupted at step 22 in the same epoch (its last
+    batch is next), resumed: a resumed run counts its batches and checkpoints as an
+    uninterrupted one."""
+    straight, _ = uninterrupted(5)
+    config = tiny(val_every=5, **RESUME_RUN)
+    for at, resume in ((13, None), (22, "auto")):
+        with pytest.raises(PretrainInterrupted, match=f"interrupted at step {at};"):
+            pretrain([source(100)], tmp_path, config, name="m", progress=False, resume=resume,
+                     callbacks=[_Interrupt(at)])
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=False)[
+        "global_step"] == 21
+    pretrain([source(100)], tmp_path, config, name="m", progress=False, resume="auto")
+    assert_same_run(straight, tmp_path)
+
+
 def test_epochs_draw_new_batches_and_noise(tmp_path):
     """Before: Lightning never told the batch sampler the epoch: every epoch repeated the
     order and the noise of epoch 0."""

@@ -179,7 +179,7 @@ class ResumePoint(L.Callback):
         self.due, self.saved_step = False, trainer.global_step
         tmp = self.path.with_name(f".{self.path.name}.partial")
         try:
-            trainer.save_checkpoint(tmp)
+            trainer.save_checkpoint(tmp, weights_only=False)
             if trainer.is_global_zero:
                 os.replace(tmp, self.path)
         except OSError as exc:  # the previous last.ckpt is kept

@@ -69,7 +69,7 @@ class PretrainInterrupted(GeomfeatError):
     Attributes
     ----------
     cause : BaseException or None
-        What stopped it (a ``KeyboardInterrupt``, or :class:`geomfeat.errors.Terminated`).
+        What stopped it (a ``KeyboardInterrupt``; SIGTERM: :class:`geomfeat.cli.Terminated`).
     """
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
@@ -399,7 +399,7 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
         torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)  # Lightning leaves Ctrl-C ignored
-        log.write(trainer)
+    log.write(trainer)  # (after an error, metrics.csv is that of the last checkpoint)
     if trainer.interrupted:  # Ctrl-C or an exception in a callback: keep the last checkpoint
         last = (f"{ckpt_dir / 'last.ckpt'} holds step {resume_point.saved_step}"
                 if resume_point.saved_step is not None else "no checkpoint was written yet")
