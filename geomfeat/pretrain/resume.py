@@ -1,4 +1,4 @@
-"""What makes ``pretrain --resume`` exact: where the resume checkpoint is taken, and the loss log.
+"""What makes ``pretrain --resume`` exact: where the resume checkpoint is taken, and checks.
 
 A resumed run must continue exactly where the uninterrupted run was. Two things need care beyond
 the model, optimiser, normaliser and data-loader state that Lightning's checkpoints hold:
@@ -10,19 +10,16 @@ the model, optimiser, normaliser and data-loader state that Lightning's checkpoi
   ``last.ckpt`` every ``every`` steps, but never after a batch that a validation, the end of an
   epoch or the end of training follows: then it waits for the next batch. The file is written
   beside and renamed into place (a kill leaves the previous one whole).
-* **The loss log.** Lightning's loggers keep rows in memory between flushes and average an epoch
-  over the batches of the current process only, so a killed or resumed run loses or changes rows.
-  :class:`LossLog` keeps the rows and the running epoch sums itself, as part of every checkpoint
-  (callback state), and writes ``metrics.csv`` from them: a resumed run's log is the
-  uninterrupted run's, row for row.
+* **The loss log**, kept in the checkpoints by :class:`~.losslog.LossLog`.
 
+:func:`check_resume` refuses a resume with changed settings, naming the first;
 :func:`finished_run` recognises a run that already finished with the same settings, which a
-resume leaves as it is.
+resume leaves as it is, and :func:`check_card` refuses to start over a finished run made with
+other settings.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -33,100 +30,10 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..errors import GeomfeatError
 from ..output import write_error
 
-__all__ = ["METRICS_COLUMNS", "LossLog", "ResumePoint", "finished_run", "write_metrics"]
-
-#: Columns of ``metrics.csv`` (those of Lightning's ``CSVLogger`` for this task).
-METRICS_COLUMNS = ("epoch", "step", "train_loss_epoch", "train_loss_step", "val_loss")
-
-
-def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write ``rows`` as ``metrics.csv`` (through a hidden file renamed into place)."""
-    tmp = path.with_name(f".{path.name}.partial")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRICS_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # before the caller measures the free space
-        raise
-
-
-def _mean_over_processes(trainer: L.Trainer, module: L.LightningModule,
-                         value: torch.Tensor) -> float:
-    if trainer.world_size > 1:
-        value = module.all_gather(value).float().mean()
-    return float(value)
-
-
-class LossLog(L.Callback):
-    """Training and validation losses, kept in the checkpoints, written to ``metrics.csv``.
-
-    Rows as Lightning's ``CSVLogger`` wrote them: ``train_loss_step`` every ``log_every`` steps,
-    ``val_loss`` after every validation, ``train_loss_epoch`` (the mean over the epoch's batches,
-    weighted by batch size) at the end of every epoch; ``step`` is the 0-based index of the last
-    optimisation step.
-
-    Parameters
-    ----------
-    path : path
-        The ``metrics.csv`` to write (at every checkpoint and by :meth:`write`).
-    log_every : int
-        Steps between training-loss rows.
-    """
-
-    def __init__(self, path: Path, log_every: int) -> None:
-        self.path, self.log_every = Path(path), int(log_every)
-        self.rows: list[dict[str, Any]] = []
-        self.epoch_sum, self.epoch_count = 0.0, 0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": [dict(r) for r in self.rows], "epoch_sum": self.epoch_sum,
-                "epoch_count": self.epoch_count}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rows = [dict(r) for r in state["rows"]]
-        self.epoch_sum, self.epoch_count = float(state["epoch_sum"]), int(state["epoch_count"])
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        value = _mean_over_processes(trainer, module, loss.detach())
-        size = len(batch) * trainer.world_size
-        self.epoch_sum += value * size
-        self.epoch_count += size
-        step = trainer.global_step - 1
-        if (step + 1) % self.log_every == 0:
-            self.rows.append({"epoch": trainer.current_epoch, "step": step,
-                              "train_loss_step": value})
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self.epoch_count:
-            self.rows.append({"epoch": trainer.current_epoch, "step": trainer.global_step - 1,
-                              "train_loss_epoch": self.epoch_sum / self.epoch_count})
-        self.epoch_sum, self.epoch_count = 0.0, 0
-
-    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
-            return
-        self.rows.append({"epoch": trainer.current_epoch, "step": trainer.global_step - 1,
-                          "val_loss": float(trainer.callback_metrics["val_loss"])})
-
-    def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
-        self.write(trainer)
-
-    def write(self, trainer: L.Trainer) -> None:
-        """Write ``metrics.csv`` (on the global-zero process)."""
-        if trainer.is_global_zero:
-            try:
-                write_metrics(self.rows, self.path)
-            except OSError as exc:
-                raise write_error(self.path, exc.strerror or str(exc)) from None
+__all__ = ["ResumePoint", "check_card", "check_resume", "finished_run"]
 
 
 class ResumePoint(L.Callback):
@@ -218,3 +125,35 @@ def finished_run(card_path: Path, record: dict[str, Any]) -> dict[str, Any] | No
             "epochs": int(training["epochs"]),
             "train_loss": float(training.get("final_train_loss", math.nan)),
             "val_loss": float(training.get("best_val_loss", math.nan)), "seconds": 0.0}
+
+
+def check_resume(ckpt: Path, settings: dict[str, Any]) -> None:
+    """Refuse to resume from ``ckpt`` with settings other than its own, naming the first."""
+    try:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
+    except Exception as exc:
+        raise GeomfeatError(f"cannot resume from {ckpt}: {exc}") from None
+    _compare_settings(saved.get("settings") or {}, settings, f"cannot resume from {ckpt}")
+
+
+def _compare_settings(before: dict[str, Any], settings: dict[str, Any], what: str) -> None:
+    changed = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
+    if changed:
+        k = changed[0]
+        raise GeomfeatError(
+            f"{what}: setting {k!r} was {before.get(k)!r}, now "
+            f"{settings.get(k)!r}" + (f" (and {len(changed) - 1} more changed)"
+                                      if len(changed) > 1 else "")
+            + "; resume with the same settings or start a new output folder")
+
+
+def check_card(card: Path, settings: dict[str, Any]) -> None:
+    """Refuse to start over in a folder whose finished run was made with other settings."""
+    try:
+        run = json.loads(card.read_text())["training"]["run"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    before = {k: run.get(k) for k in settings}
+    now = json.loads(json.dumps(settings, default=str))
+    _compare_settings(json.loads(json.dumps(before, default=str)), now,
+                      f"cannot resume the run in {card.parent} (it has no checkpoint)")

@@ -23,9 +23,7 @@ One run at a time writes ``OUT``: a run holds the lock ``.OUT.lock`` beside the 
 
 from __future__ import annotations
 
-import csv
 import errno
-import json
 import math
 import os
 import signal
@@ -49,9 +47,10 @@ from ..output import write_error
 from ..registry import ModelCard, get_model_card
 from .card import data_hash, install_card, save_model
 from .datasets import ConformerDataset, ConformerSource, collate_conformers
+from .losslog import LossLog, final_train_loss, last_metrics, plot_losses
 from .model import DenoisingModel, load_state
 from .noise import noise_seed
-from .resume import LossLog, ResumePoint, finished_run
+from .resume import ResumePoint, check_card, check_resume, finished_run
 from .task import ConformerData, DenoisingTask
 
 __all__ = ["PretrainConfig", "PretrainInterrupted", "PretrainResult", "denoising_loss",
@@ -197,37 +196,6 @@ def _settings(config: PretrainConfig, data: list[dict[str, Any]]) -> dict[str, A
     return settings
 
 
-def _check_resume(ckpt: Path, settings: dict[str, Any]) -> None:
-    try:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
-    except Exception as exc:
-        raise GeomfeatError(f"cannot resume from {ckpt}: {exc}") from None
-    _compare_settings(saved.get("settings") or {}, settings, f"cannot resume from {ckpt}")
-
-
-def _compare_settings(before: dict[str, Any], settings: dict[str, Any], what: str) -> None:
-    changed = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
-    if changed:
-        k = changed[0]
-        raise GeomfeatError(
-            f"{what}: setting {k!r} was {before.get(k)!r}, now "
-            f"{settings.get(k)!r}" + (f" (and {len(changed) - 1} more changed)"
-                                      if len(changed) > 1 else "")
-            + "; resume with the same settings or start a new output folder")
-
-
-def _check_card(card: Path, settings: dict[str, Any]) -> None:
-    """Refuse to start over in a folder whose finished run was made with other settings."""
-    try:
-        run = json.loads(card.read_text())["training"]["run"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    before = {k: run.get(k) for k in settings}
-    now = json.loads(json.dumps(settings, default=str))
-    _compare_settings(json.loads(json.dumps(before, default=str)), now,
-                      f"cannot resume the run in {card.parent} (it has no checkpoint)")
-
-
 def pretrain(sources: list[ConformerSource], out_dir: str | Path,
              config: PretrainConfig | None = None, *, name: str | None = None,
              resume: str | Path | None = None, progress: bool = True, install: bool = False,
@@ -345,12 +313,12 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
         if not ckpt_path.is_file():
             if str(resume) != "auto":
                 raise GeomfeatError(f"checkpoint to resume from not found: {ckpt_path}")
-            _check_card(out / f"{name}.json", settings)
+            check_card(out / f"{name}.json", settings)
             warnings.warn(f"{out} holds no checkpoint to resume (checkpoints/last.ckpt): "
                           "starting a new run", stacklevel=3)
             ckpt_path = None
         else:
-            _check_resume(ckpt_path, settings)
+            check_resume(ckpt_path, settings)
     elif (held := [p for p in (ckpt_dir / "last.ckpt", out / "metrics.csv", out / f"{name}.json")
                    if p.exists()]):
         raise GeomfeatError(f"{out} already holds a run ({held[0].relative_to(out)}): resume it "
@@ -418,7 +386,7 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
         final.load_state_dict({k[len("model."):]: v for k, v in
                                torch.load(best_path, map_location="cpu",
                                           weights_only=False)["state_dict"].items()})
-    metrics = _last_metrics(out / "metrics.csv")
+    metrics = last_metrics(out / "metrics.csv")
     val_loss = float(best.best_model_score) if (best is not None and best.best_model_score
                                                  is not None) else math.nan
     training = {
@@ -427,7 +395,7 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
         "init": config.init, "head_loaded_from_init": head_loaded,
         "steps": int(trainer.global_step), "epochs": int(trainer.current_epoch),
         "train_conformers": len(train), "val_conformers": len(val),
-        "final_train_loss": _final_train_loss(out / "metrics.csv"),
+        "final_train_loss": final_train_loss(out / "metrics.csv"),
         "final_val_loss": metrics.get("val_loss", math.nan),
         "best_val_loss": val_loss,
         "devices": trainer.world_size, "threads": torch.get_num_threads(),
@@ -447,13 +415,6 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
                           seconds=time.perf_counter() - started)
 
 
-def _read_metrics(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def quiet_lightning() -> None:
     """Silence Lightning's info lines (devices, tips, "fit stopped") and deprecation warnings.
 
@@ -467,64 +428,6 @@ def quiet_lightning() -> None:
     for category in (DeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category, module=r"(lightning|torch)\b")
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-
-
-def _final_train_loss(path: Path, last: int = 10) -> float:
-    """The last epoch's mean training loss, else the mean of the last logged step losses."""
-    rows = _read_metrics(path)
-    epochs = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
-    if epochs:
-        return epochs[-1]
-    steps = [float(r["train_loss_step"]) for r in rows if r.get("train_loss_step")]
-    return float(sum(steps[-last:]) / len(steps[-last:])) if steps else math.nan
-
-
-def _last_metrics(path: Path) -> dict[str, float]:
-    last: dict[str, float] = {}
-    for row in _read_metrics(path):
-        for key, value in row.items():
-            if value not in ("", None):
-                last[key] = float(value)
-    return last
-
-
-def plot_losses(metrics_csv: str | Path, png: str | Path, *, title: str = "") -> Path | None:
-    """Plot training (per step) and validation losses of a Lightning ``metrics.csv`` as PNG.
-
-    Returns the PNG's path, or None when there is nothing to plot or matplotlib is missing.
-    """
-    rows = _read_metrics(Path(metrics_csv))
-    series: dict[str, tuple[list[float], list[float]]] = {"train_loss_step": ([], []),
-                                                           "val_loss": ([], [])}
-    for row in rows:
-        for key, (steps, values) in series.items():
-            if row.get(key):
-                steps.append(float(row["step"]))
-                values.append(float(row[key]))
-    if not any(v for _, v in series.values()):
-        return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    labels = {"train_loss_step": "training (per logged step)", "val_loss": "validation"}
-    for key, (steps, values) in series.items():
-        if values:
-            ax.plot(steps, values, "o-" if key == "val_loss" else "-", label=labels[key],
-                    markersize=3)
-    ax.set_xlabel("optimisation step")
-    ax.set_ylabel("denoising loss (MSE of normalised noise)")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return Path(png)
 
 
 @torch.no_grad()
