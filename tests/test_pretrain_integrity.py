@@ -263,6 +263,17 @@ def test_ctrl_c_and_sigterm_end_with_embeds_exit_status_keeping_the_checkpoint(
     assert f"{out / 'checkpoints' / 'last.ckpt'} holds step" in line and "--resume" in line
 
 
+def test_ctrl_c_in_the_closing_validation_of_a_short_run_is_an_interrupt(tmp_path):
+    """Before: Lightning's ``sys.exit(1)`` escaped (exit status 1, no message)."""
+    class StopInValidation(L.Callback):
+        def on_validation_start(self, trainer, module) -> None:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # 2 steps of an 11-batch epoch: validated after fit
+        pretrain([source(100)], tmp_path, tiny(max_steps=2), progress=False,
+                 callbacks=[StopInValidation()])
+
+
 def test_pretrain_without_lightning_says_how_to_install_it(tmp_path):
     """Before: a ModuleNotFoundError traceback after a plain ``pip install .``."""
     code = ("import sys; sys.modules['lightning'] = None; from geomfeat.cli import main; "

@@ -375,7 +375,14 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
             f"training interrupted at step {trainer.global_step}; {last}: continue with "
             "--resume / resume='auto'", resume_point.stopped_by)
     if best is not None and best.best_model_score is None:  # no validation yet (short run)
-        trainer.validate(task, datamodule=datamodule, verbose=False)
+        try:
+            trainer.validate(task, datamodule=datamodule, verbose=False)
+        except SystemExit:  # Ctrl-C: Lightning's graceful shutdown exits
+            if not trainer.interrupted:
+                raise
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, handler)
+            raise KeyboardInterrupt from None
         best.best_model_score = trainer.callback_metrics.get("val_loss")
         log.write(trainer)
 
