@@ -162,6 +162,7 @@ def test_epochs_draw_new_batches_and_noise(tmp_path):
     assert len(seen) == 3 and not torch.equal(seen[0], seen[1])
 
 
+@pytest.mark.slow  # a subprocess (~5 s of imports) and a resume; fast variants above
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_run(tmp_path, uninterrupted):
     """kill -9 inside epoch 2: nothing runs at exit, the checkpoint and the log it holds are
     all there is (before: the log lost every row not yet flushed)."""
