@@ -29,6 +29,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import OutputLockedError
+from .output import write_error
 
 __all__ = ["hold", "lock_path"]
 
@@ -74,17 +75,35 @@ def hold(targets: Sequence[str | os.PathLike], *, wait: bool = False,
     OutputLockedError
         If a target is locked by another process and not ``wait``; the message names the
         target and the holder.
+    OutputError
+        If a lock file cannot be created or written (a full disk, a read-only folder); the
+        message names the lock file, and no lock file is left behind.
     """
     with ExitStack() as stack:
         for target in sorted({Path(t).absolute() for t in targets}):
             path = lock_path(target)
-            lock = FileLock(path, timeout=-1 if wait else 0, on_acquired=_write_holder)
+            failed: list[OSError] = []
+
+            def record_holder(fd: int, failed: list[OSError] = failed) -> None:
+                try:
+                    _write_holder(fd)
+                except OSError as exc:  # kept, so the lock is removed while still held
+                    failed.append(exc)
+
+            lock = FileLock(path, timeout=-1 if wait else 0, on_acquired=record_holder)
             try:
                 lock.acquire()
             except Timeout:
                 raise OutputLockedError(
                     f"{target} is being written by another geomfeat run ({_holder(path)}; "
                     f"lock {path.name}); wait for it to finish, or pass {wait_flag}") from None
+            except OSError as exc:  # the lock file could not even be created
+                raise write_error(path, exc.strerror or str(exc), f"the lock file {path}") \
+                    from None
+            if failed:
+                _release(lock, path)
+                raise write_error(path, failed[0].strerror or str(failed[0]),
+                                  f"the lock file {path}")
             stack.callback(_release, lock, path)
         yield
 

@@ -190,6 +190,21 @@ def test_a_full_disk_is_an_error_and_leaves_nothing_that_looks_complete(
         select="all", pool="atom").transform(traj[:30]), atol=1e-5)
 
 
+def test_a_completely_full_disk_names_the_lock_file_and_leaves_none_behind(small_tmpfs):
+    """Before: ``OSError: [Errno 28] No space left on device`` without a path, and a 0-byte
+    ``.o.npy.lock`` left behind (every command takes its locks through ``hold``)."""
+    fill = small_tmpfs / "fill"
+    with open(fill, "wb", buffering=0) as handle, pytest.raises(OSError):
+        while True:
+            handle.write(b"\0" * 4096)
+    with pytest.raises(OutputError, match=rf"could not write the lock file "
+                                          rf"{small_tmpfs / '.o.npy.lock'}: No space left on "
+                                          r"device \(0 bytes free"):
+        with hold([small_tmpfs / "o.npy"]):
+            pass
+    assert [p.name for p in small_tmpfs.iterdir()] == ["fill"]
+
+
 def test_short_writes_are_continued(runs, tmp_path, monkeypatch, capsys, weights_url):
     """Before: the byte count returned by ``os.pwrite`` was ignored."""
     import geomfeat.output as output

@@ -6,7 +6,6 @@ training here to seconds on two CPU cores.
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -27,7 +26,6 @@ from geomfeat.pretrain import (
 )
 from geomfeat.pretrain.datasets import ConformerDataset, collate_conformers
 from geomfeat.pretrain.model import batch_edges
-from geomfeat.pretrain.train import PretrainInterrupted
 
 TINY = {"architecture": "visnet", "hidden_channels": 16, "num_layers": 2, "num_rbf": 16,
         "cutoff": 5.0}
@@ -98,37 +96,6 @@ def test_predicted_noise_rotates_with_the_input():
     rotated = model(batch.z, batch_edges(batch, model.cutoff))
     assert torch.allclose(rotated, pred @ q.T, atol=1e-5)
     assert pred.abs().max() > 1e-3  # not trivially zero
-
-
-class _Interrupt(L.Callback):
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_train_batch_start(self, trainer, *args) -> None:
-        if trainer.global_step == self.at:
-            raise KeyboardInterrupt
-
-
-def test_resume_after_an_interrupt_reproduces_the_uninterrupted_weights_bit_for_bit(tmp_path):
-    config = tiny(max_steps=14, val_every=5)  # 45 batches an epoch: the interrupt is mid-epoch
-    straight = pretrain([source()], tmp_path / "a", config, name="m", progress=False)
-    with pytest.raises(PretrainInterrupted, match="interrupted at step 10"):
-        pretrain([source()], tmp_path / "b", config, name="m", progress=False,
-                 callbacks=[_Interrupt(10)])
-    saved = torch.load(tmp_path / "b/checkpoints/last.ckpt", weights_only=False)
-    assert saved["global_step"] == 8
-    resumed = pretrain([source()], tmp_path / "b", config, name="m", progress=False,
-                       resume="auto")
-    assert resumed.steps == straight.steps == 14
-    assert_same_bits(weights(straight.checkpoint), weights(resumed.checkpoint))
-    # the merged log holds both runs' per-step losses, cut at step 8, as the straight run's
-    # (epoch means differ: Lightning averages a resumed epoch over its own batches only)
-    def per_step(path):
-        with open(path) as handle:
-            return [(r["step"], r.get("train_loss_step"), r.get("val_loss"))
-                    for r in csv.DictReader(handle) if not r.get("train_loss_epoch")]
-
-    assert per_step(tmp_path / "b/metrics.csv") == per_step(tmp_path / "a/metrics.csv")
 
 
 def test_resume_with_changed_settings_is_refused_naming_the_setting(tmp_path):

@@ -10,6 +10,8 @@ One job per module:
 * :mod:`~geomfeat.pretrain.model`: encoder + head + normaliser, strict checkpoint loading;
 * :mod:`~geomfeat.pretrain.task`: the Lightning module and data module;
 * :mod:`~geomfeat.pretrain.train`: settings, the Lightning ``Trainer``, outputs;
+* :mod:`~geomfeat.pretrain.resume`: where resume checkpoints are taken, resume checks;
+* :mod:`~geomfeat.pretrain.losslog`: the loss log (``metrics.csv``) kept in the checkpoints;
 * :mod:`~geomfeat.pretrain.card`: checkpoint + model card JSON;
 * :mod:`~geomfeat.pretrain.cli`: the ``geomfeat pretrain`` command.
 
@@ -32,7 +34,7 @@ _LAZY = {
     "ExtXYZSource": ".datasets", "GatedEquivariantBlock": ".heads",
     "PretrainConfig": ".train", "PretrainResult": ".train", "SDFSource": ".datasets",
     "TrajectorySource": ".datasets", "denoising_loss": ".train", "load_state": ".model",
-    "open_source": ".datasets", "plot_losses": ".train", "pretrain": ".train",
+    "open_source": ".datasets", "plot_losses": ".losslog", "pretrain": ".train",
 }
 
 

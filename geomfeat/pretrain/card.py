@@ -20,6 +20,7 @@ import torch
 
 from .._version import __version__
 from ..elements import atomic_number
+from ..output import write_error
 from ..registry import ModelCard, load_card, local_models_dir
 from .model import DenoisingModel
 
@@ -37,8 +38,19 @@ def data_hash(sources: list[dict[str, Any]]) -> str:
 
 def _write_atomic(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.partial")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc.strerror or str(exc)) from None
+    except RuntimeError as exc:  # torch.save's writer: "PytorchStreamWriter failed writing ..."
+        if "failed writing" not in str(exc):
+            raise
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, "the write failed") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save_model(model: DenoisingModel, out_dir: str | os.PathLike, name: str, *,

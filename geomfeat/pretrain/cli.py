@@ -5,7 +5,8 @@
 ``geomfeat pretrain TRAJ --top TOP -o OUT --arch et --hidden 32 --layers 3 --cutoff 5``
     train a new encoder from scratch;
 ``geomfeat pretrain ... -o OUT --resume``
-    continue an interrupted run exactly (same settings required);
+    continue an interrupted run exactly (same settings required; a finished run is left as it
+    is; a folder without a checkpoint starts a new run, with a warning);
 ``geomfeat pretrain conformers.xyz mols.sdf -o OUT ...``
     extended-XYZ / SDF conformers (needs ASE).
 
@@ -13,6 +14,11 @@ Writes ``OUT/NAME.pth`` + ``OUT/NAME.json`` (model card), ``OUT/loss.png`` and
 ``OUT/metrics.csv``; ``--install`` copies the card into the cache's local-models folder
 (``geomfeat models`` lists it). Multi-GPU / multi-node: ``--devices N --num-nodes M
 --strategy ddp`` (Lightning launches the processes; under SLURM use ``srun``).
+
+One run at a time writes ``OUT`` (a second one fails naming the holder, or waits with ``--wait``).
+Lightning's banners, tips and its dependencies' deprecation warnings are not shown; its real
+warnings are, as one line each. Ctrl-C (exit status 130) and SIGTERM (143) stop at the next batch
+and keep ``OUT/checkpoints/last.ckpt``.
 """
 
 from __future__ import annotations
@@ -97,7 +103,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     engine.add_argument("--nondeterministic", action="store_true",
                         help="allow PyTorch's non-deterministic kernels (faster on GPUs)")
     engine.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
-                        help="resume OUT/checkpoints/last.ckpt (or CKPT) with the same settings")
+                        help="resume OUT/checkpoints/last.ckpt (or CKPT) with the same settings: "
+                             "bit for bit the uninterrupted run; a finished run is left as it "
+                             "is; without a checkpoint a new run starts")
+    p.add_argument("--wait", action="store_true",
+                   help="if another run is writing OUT, wait for it instead of failing at once")
     p.add_argument("--install", action="store_true",
                    help="copy the model card into the cache's local-models folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -109,10 +119,16 @@ def run(args: argparse.Namespace) -> int:
     from ..download import quiet_downloads
     from ..errors import GeomfeatError
     from .datasets import open_source
-    from .train import PretrainConfig, pretrain, quiet_lightning
 
-    if args.quiet:
-        quiet_lightning()
+    try:
+        from .train import PretrainConfig, PretrainInterrupted, pretrain, quiet_lightning
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("lightning", "lightning_fabric",
+                                                  "pytorch_lightning"):
+            raise
+        raise GeomfeatError("geomfeat pretrain needs PyTorch Lightning: "
+                            "pip install 'geomfeat[pretrain]'") from None
+    quiet_lightning()
     devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
     config = PretrainConfig(
         architecture=args.arch, hidden_channels=args.hidden, num_layers=args.layers,
@@ -131,10 +147,21 @@ def run(args: argparse.Namespace) -> int:
         raise GeomfeatError(f"--sigma must be positive, got {config.sigma}")
     sources = [open_source(path, args.top, select=args.select, start=args.start,
                            stop=args.stop, stride=args.stride) for path in args.data]
-    with quiet_downloads(args.quiet):
-        result = pretrain(sources, args.output, config, name=args.name, resume=args.resume,
-                          progress=not args.quiet, install=args.install)
-    print(f"{result.card}: {result.steps} steps, {result.epochs} epochs, train loss "
-          f"{result.train_loss:.4g}, best validation loss {result.val_loss:.4g} "
-          f"({result.seconds:.0f} s)", file=sys.stderr)
+    try:
+        with quiet_downloads(args.quiet):
+            result = pretrain(sources, args.output, config, name=args.name, resume=args.resume,
+                              progress=not args.quiet, install=args.install, wait=args.wait)
+    except PretrainInterrupted as exc:  # exit status 130 (Ctrl-C) or 143 (SIGTERM), as embed
+        from ..cli import Terminated
+
+        stop = Terminated() if isinstance(exc.cause, Terminated) else KeyboardInterrupt()
+        stop.add_note(str(exc))
+        raise stop from None
+    summary = (f"{result.steps} steps, {result.epochs} epochs, train loss "
+               f"{result.train_loss:.4g}, best validation loss {result.val_loss:.4g}")
+    if result.already_complete:
+        print(f"{result.card}: already complete ({summary}); nothing to do (more --steps or "
+              "--epochs continue it)", file=sys.stderr)
+    else:
+        print(f"{result.card}: {summary} ({result.seconds:.0f} s)", file=sys.stderr)
     return 0

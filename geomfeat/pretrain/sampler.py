@@ -7,7 +7,9 @@ one process or many; each item carries the seed of its noise (:func:`~.noise.noi
 
 :class:`ResumableLoader` is a ``DataLoader`` with ``state_dict``/``load_state_dict`` (Lightning
 saves them in its checkpoints): after a restart it skips the batches of the epoch that were already
-trained on, so a resumed run sees exactly the batches of an uninterrupted one.
+trained on, so a resumed run sees exactly the batches of an uninterrupted one. It also tells its
+sampler the epoch before every pass (Lightning's ``set_epoch`` reaches a loader's ``sampler`` and
+``batch_sampler.sampler``, never a ``batch_sampler`` itself).
 """
 
 from __future__ import annotations
@@ -86,8 +88,9 @@ class ResumableLoader(DataLoader):
     batch_sampler : GlobalBatchSampler
         The batches.
     consumed : callable
-        Returns ``(epoch, batches of that epoch already trained on)`` when a checkpoint is saved
-        (the trainer's count: the loader itself may have fetched ahead).
+        Returns ``(epoch, batches of that epoch already trained on)``: read when a checkpoint
+        is saved (the trainer's count: the loader itself may have fetched ahead), and the epoch
+        of every new pass over the data.
     **kwargs
         Passed to ``DataLoader`` (``collate_fn``, ``num_workers``, ...).
     """
@@ -96,6 +99,11 @@ class ResumableLoader(DataLoader):
                  consumed: Callable[[], tuple[int, int]], **kwargs: Any) -> None:
         super().__init__(dataset, batch_sampler=batch_sampler, **kwargs)
         self._consumed = consumed
+
+    def __iter__(self) -> Iterator[Any]:
+        """A pass over the batches of the trainer's current epoch."""
+        self.batch_sampler.set_epoch(self._consumed()[0])
+        return super().__iter__()
 
     def state_dict(self) -> dict[str, int]:
         """Epoch and batches consumed, for Lightning's checkpoint."""

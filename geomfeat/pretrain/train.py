@@ -11,21 +11,26 @@ Output folder ``OUT``:
 ``OUT/NAME.pth``, ``OUT/NAME.json``
     the best checkpoint by validation loss (upstream key layout) and its model card;
 ``OUT/checkpoints/last.ckpt``, ``best.ckpt``
-    Lightning checkpoints (``last`` is written every ``checkpoint_every`` steps: resume point);
+    Lightning checkpoints (``last`` is written every ``checkpoint_every`` steps where a restart
+    is exact, see :mod:`~geomfeat.pretrain.resume`: the resume point);
 ``OUT/metrics.csv``, ``OUT/loss.png``
-    the loss curves (per logged step and per validation) of all runs of a resumed training;
-    ``OUT/logs/run-K/metrics.csv`` are Lightning's logs of each run (a resumed run writes a new
-    one; rows past the step a later run resumed from are dropped from the merged file).
+    the loss curves (per logged step, per epoch and per validation), kept in the checkpoints:
+    a resumed training's log is that of the uninterrupted one.
+
+One run at a time writes ``OUT``: a run holds the lock ``.OUT.lock`` beside the folder
+(:mod:`geomfeat.locks`) and a second one fails naming the holder, or waits (``wait=True``).
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import errno
 import math
+import os
 import signal
 import threading
 import time
+import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -37,11 +42,15 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from .._threads import torch_threads
 from ..encoders import ARCHITECTURES, read_state_dict
 from ..errors import GeomfeatError, InputError
+from ..locks import hold
+from ..output import write_error
 from ..registry import ModelCard, get_model_card
 from .card import data_hash, install_card, save_model
 from .datasets import ConformerDataset, ConformerSource, collate_conformers
+from .losslog import LossLog, final_train_loss, last_metrics, plot_losses
 from .model import DenoisingModel, load_state
 from .noise import noise_seed
+from .resume import ResumePoint, check_card, check_resume, finished_run
 from .task import ConformerData, DenoisingTask
 
 __all__ = ["PretrainConfig", "PretrainInterrupted", "PretrainResult", "denoising_loss",
@@ -54,7 +63,17 @@ RESUMABLE = ("max_steps", "max_epochs", "patience", "devices", "num_nodes", "str
 
 
 class PretrainInterrupted(GeomfeatError):
-    """Training stopped before its end (Ctrl-C); the last periodic checkpoint is kept."""
+    """Training stopped before its end (Ctrl-C, SIGTERM); the last periodic checkpoint is kept.
+
+    Attributes
+    ----------
+    cause : BaseException or None
+        What stopped it (a ``KeyboardInterrupt``; SIGTERM: :class:`geomfeat.cli.Terminated`).
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass
@@ -138,6 +157,9 @@ class PretrainResult:
         Last epoch's mean training loss; best validation loss (NaN without validation).
     seconds : float
         Wall time of this run.
+    already_complete : bool
+        The output folder held this run, finished, with these settings: nothing was done or
+        written (a resume of a finished run).
     """
 
     card: Path
@@ -147,6 +169,7 @@ class PretrainResult:
     train_loss: float
     val_loss: float
     seconds: float
+    already_complete: bool = False
 
 
 def _initial_model(config: PretrainConfig) -> tuple[DenoisingModel, ModelCard | None, dict, bool]:
@@ -173,26 +196,10 @@ def _settings(config: PretrainConfig, data: list[dict[str, Any]]) -> dict[str, A
     return settings
 
 
-def _check_resume(ckpt: Path, settings: dict[str, Any]) -> None:
-    try:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
-    except Exception as exc:
-        raise GeomfeatError(f"cannot resume from {ckpt}: {exc}") from None
-    before = saved.get("settings") or {}
-    changed = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
-    if changed:
-        k = changed[0]
-        raise GeomfeatError(
-            f"cannot resume from {ckpt}: setting {k!r} was {before.get(k)!r}, now "
-            f"{settings.get(k)!r}" + (f" (and {len(changed) - 1} more changed)"
-                                      if len(changed) > 1 else "")
-            + "; resume with the same settings or start a new output folder")
-
-
 def pretrain(sources: list[ConformerSource], out_dir: str | Path,
              config: PretrainConfig | None = None, *, name: str | None = None,
              resume: str | Path | None = None, progress: bool = True, install: bool = False,
-             callbacks: list[Any] | None = None) -> PretrainResult:
+             callbacks: list[Any] | None = None, wait: bool = False) -> PretrainResult:
     """Denoising pre-training (from scratch or continued) of one encoder.
 
     Parameters
@@ -206,14 +213,20 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
     name : str, optional
         Model name and file stem (default: the output folder's name).
     resume : path or "auto", optional
-        A Lightning checkpoint to resume from; ``"auto"``: ``OUT/checkpoints/last.ckpt`` if it
-        exists. The settings must equal the checkpoint's (except :data:`RESUMABLE`).
+        A Lightning checkpoint to resume from; ``"auto"``: ``OUT/checkpoints/last.ckpt``. The
+        settings must equal the checkpoint's (except :data:`RESUMABLE`). With the same
+        settings the result is bit for bit the uninterrupted run's (weights, normaliser,
+        ``metrics.csv``, card but its wall time). A run that already finished with these
+        settings is left as it is (``already_complete``); ``"auto"`` on a folder without a
+        checkpoint starts a new run, with a warning.
     progress : bool
         Show Lightning's progress bar.
     install : bool
         Copy the card and checkpoint into the cache's ``local-models`` folder.
     callbacks : list, optional
         Extra Lightning callbacks.
+    wait : bool
+        If another run holds the output folder's lock, wait for it instead of failing.
 
     Raises
     ------
@@ -221,13 +234,40 @@ def pretrain(sources: list[ConformerSource], out_dir: str | Path,
         Empty training or validation split, bad frames (named) during training.
     CheckpointMismatchError
         ``init`` does not fit its architecture (the key is named).
+    OutputLockedError
+        Another run is writing ``out_dir`` (the holder is named).
+    OutputError
+        An output could not be written (the file is named).
+    PretrainInterrupted
+        Ctrl-C or SIGTERM: ``OUT/checkpoints/last.ckpt`` is kept.
     GeomfeatError
         A resume with changed settings (the setting is named).
     """
     config = config or PretrainConfig()
-    with torch_threads(config.threads):
-        return _pretrain(sources, Path(out_dir), config, name=name, resume=resume,
-                         progress=progress, install=install, callbacks=callbacks)
+    out = Path(out_dir)
+    out.resolve().parent.mkdir(parents=True, exist_ok=True)
+    # the processes Lightning starts for DDP re-run the command: only the first one locks
+    lock = hold([out.resolve()], wait=wait, wait_flag="--wait / wait=True") \
+        if _launch_rank() == 0 else nullcontext()
+    with lock, torch_threads(config.threads):
+        try:
+            return _pretrain(sources, out, config, name=name, resume=resume,
+                             progress=progress, install=install, callbacks=callbacks)
+        except OSError as exc:  # e.g. Lightning's best.ckpt on a full disk: name the file
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+                raise
+            target = Path(exc.filename2 or exc.filename or out)
+            raise write_error(target, exc.strerror or str(exc)) from None
+
+
+def _launch_rank() -> int:
+    """This process's rank among those a launcher (Lightning, SLURM, torchrun, MPI) started."""
+    for key in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "PMI_RANK",
+                "OMPI_COMM_WORLD_RANK"):
+        value = os.environ.get(key, "0")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 0
 
 
 def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig, *,
@@ -250,6 +290,9 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
                          "(--val-block) or more data, or val_fraction 0")
     data = [s.describe() for s in sources]
     settings = _settings(config, data)
+    run_record = {**asdict(config), "data_sha256": settings["data_sha256"]}
+    if resume is not None and (done := finished_run(out / f"{name}.json", run_record)):
+        return PretrainResult(**done, already_complete=True)
 
     model, parent, carried, head_loaded = _initial_model(config)
     max_z = int(model.hyperparameters.get("max_z", 100))
@@ -270,38 +313,39 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
         if not ckpt_path.is_file():
             if str(resume) != "auto":
                 raise GeomfeatError(f"checkpoint to resume from not found: {ckpt_path}")
+            check_card(out / f"{name}.json", settings)
+            warnings.warn(f"{out} holds no checkpoint to resume (checkpoints/last.ckpt): "
+                          "starting a new run", stacklevel=3)
             ckpt_path = None
         else:
-            _check_resume(ckpt_path, settings)
-    elif (ckpt_dir / "last.ckpt").exists():
-        raise GeomfeatError(f"{out} already holds a run (checkpoints/last.ckpt): resume it "
+            check_resume(ckpt_path, settings)
+    elif (held := [p for p in (ckpt_dir / "last.ckpt", out / "metrics.csv", out / f"{name}.json")
+                   if p.exists()]):
+        raise GeomfeatError(f"{out} already holds a run ({held[0].relative_to(out)}): resume it "
                             "(--resume) or choose another output folder")
 
     validate = len(val) > 0
-    every = {"every_n_train_steps": config.checkpoint_every}
-    cbs: list[Any] = [
-        ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
-                        enable_version_counter=False, **every),
-    ]
+    val_every = config.val_every
+    log = LossLog(out / "metrics.csv", config.log_every)
+    resume_point = ResumePoint(ckpt_dir / "last.ckpt", config.checkpoint_every,
+                               (val_every if validate else 0))
+    cbs: list[Any] = [log, resume_point]
+    best = None
     if validate:
-        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss",
-                                   mode="min", save_top_k=1, enable_version_counter=False))
+        best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss",
+                               mode="min", save_top_k=1, enable_version_counter=False,
+                               save_on_train_epoch_end=False)
+        cbs.append(best)
     if config.patience is not None and validate:
         cbs.append(EarlyStopping(monitor="val_loss", patience=config.patience, mode="min"))
     if progress:
         cbs.append(TQDMProgressBar(refresh_rate=1))
     cbs.extend(callbacks or [])
-    val_every = config.val_every
-    segments = _segments(out)
-    if not ckpt_path:
-        segments = []
-    segment = len(segments)
     trainer = L.Trainer(
         default_root_dir=out, max_steps=config.max_steps, max_epochs=config.max_epochs,
         precision=config.precision, accelerator=config.accelerator, devices=config.devices,
         num_nodes=config.num_nodes, strategy=config.strategy, callbacks=cbs,
-        logger=L.pytorch.loggers.CSVLogger(out, name="logs", version=f"run-{segment}"),
-        log_every_n_steps=config.log_every, enable_progress_bar=progress,
+        logger=False, enable_progress_bar=progress,
         enable_model_summary=False, use_distributed_sampler=False,
         num_sanity_val_steps=0,
         limit_val_batches=config.val_batches if (validate and config.val_batches) else
@@ -311,8 +355,6 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
         enable_checkpointing=True,
         deterministic="warn" if config.deterministic else None,
     )
-    resumed_at = int(torch.load(ckpt_path, map_location="cpu", weights_only=False)
-                     ["global_step"]) if ckpt_path else 0
     handler = signal.getsignal(signal.SIGINT)
     determinism = (torch.are_deterministic_algorithms_enabled(),
                    torch.is_deterministic_algorithms_warn_only_enabled())
@@ -325,38 +367,46 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
         torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)  # Lightning leaves Ctrl-C ignored
-        if trainer.is_global_zero:
-            _write_segments(out, [*segments, {"run": segment, "resumed_at": resumed_at}])
-            _merge_metrics(out)
+    log.write(trainer)  # (after an error, metrics.csv is that of the last checkpoint)
     if trainer.interrupted:  # Ctrl-C or an exception in a callback: keep the last checkpoint
+        last = (f"{ckpt_dir / 'last.ckpt'} holds step {resume_point.saved_step}"
+                if resume_point.saved_step is not None else "no checkpoint was written yet")
         raise PretrainInterrupted(
-            f"training interrupted at step {trainer.global_step}; {ckpt_dir / 'last.ckpt'} "
-            f"holds the last checkpoint (every {config.checkpoint_every} steps): continue with "
-            "--resume / resume='auto'")
-    if validate and cbs[1].best_model_score is None:  # no validation pass yet (short run)
-        trainer.validate(task, datamodule=datamodule, verbose=False)
-        cbs[1].best_model_score = trainer.callback_metrics.get("val_loss")
+            f"training interrupted at step {trainer.global_step}; {last}: continue with "
+            "--resume / resume='auto'", resume_point.stopped_by)
+    if best is not None and best.best_model_score is None:  # no validation yet (short run)
+        try:
+            trainer.validate(task, datamodule=datamodule, verbose=False)
+        except SystemExit:  # Ctrl-C: Lightning's graceful shutdown exits
+            if not trainer.interrupted:
+                raise
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, handler)
+            raise KeyboardInterrupt from None
+        best.best_model_score = trainer.callback_metrics.get("val_loss")
+        log.write(trainer)
 
-    best_path = getattr(cbs[1], "best_model_path", "") if validate else ""
+    best_path = best.best_model_path if best is not None else ""
     final = task.model
     if best_path and Path(best_path).is_file():
         final = DenoisingModel(model.architecture, model.hyperparameters)
         final.load_state_dict({k[len("model."):]: v for k, v in
                                torch.load(best_path, map_location="cpu",
                                           weights_only=False)["state_dict"].items()})
-    metrics = _last_metrics(out / "metrics.csv")
-    val_loss = float(cbs[1].best_model_score) if (validate and cbs[1].best_model_score
-                                                   is not None) else math.nan
+    metrics = last_metrics(out / "metrics.csv")
+    val_loss = float(best.best_model_score) if (best is not None and best.best_model_score
+                                                 is not None) else math.nan
     training = {
         "recipe": {k: settings[k] for k in ("sigma", "lr", "weight_decay", "batch_size",
                                             "seed", "val_fraction", "val_block", "precision")},
         "init": config.init, "head_loaded_from_init": head_loaded,
         "steps": int(trainer.global_step), "epochs": int(trainer.current_epoch),
         "train_conformers": len(train), "val_conformers": len(val),
-        "final_train_loss": _final_train_loss(out / "metrics.csv"),
+        "final_train_loss": final_train_loss(out / "metrics.csv"),
         "final_val_loss": metrics.get("val_loss", math.nan),
         "best_val_loss": val_loss,
         "devices": trainer.world_size, "threads": torch.get_num_threads(),
+        "run": run_record,
         "wall_seconds_last_run": time.perf_counter() - started,
     }
     card = out / f"{name}.json"
@@ -372,106 +422,19 @@ def _pretrain(sources: list[ConformerSource], out: Path, config: PretrainConfig,
                           seconds=time.perf_counter() - started)
 
 
-def _read_metrics(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def quiet_lightning() -> None:
-    """Silence Lightning's info lines (devices, tips) and its own deprecation warnings."""
+    """Silence Lightning's info lines (devices, tips, "fit stopped") and deprecation warnings.
+
+    Lightning's own warnings (``UserWarning``, ``PossibleUserWarning``) stay, but the one about
+    a non-empty checkpoint folder, which every resume meets.
+    """
     import logging
-    import warnings
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module="lightning")
-
-
-def _segments(out: Path) -> list[dict[str, int]]:
-    path = out / "logs" / "runs.json"
-    return json.loads(path.read_text()) if path.is_file() else []
-
-
-def _write_segments(out: Path, segments: list[dict[str, int]]) -> None:
-    (out / "logs").mkdir(parents=True, exist_ok=True)
-    (out / "logs" / "runs.json").write_text(json.dumps(segments) + "\n")
-
-
-def _merge_metrics(out: Path) -> None:
-    """``OUT/metrics.csv``: the logs of every run, each cut where the next one resumed."""
-    segments = _segments(out)
-    rows: list[dict[str, str]] = []
-    for k, seg in enumerate(segments):
-        stop = segments[k + 1]["resumed_at"] if k + 1 < len(segments) else None
-        rows += [r for r in _read_metrics(out / "logs" / f"run-{seg['run']}" / "metrics.csv")
-                 if stop is None or (r.get("step") and int(r["step"]) < stop)]
-    names: list[str] = []
-    for row in rows:
-        names += [k for k in row if k not in names and k is not None]
-    with open(out / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=names, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _final_train_loss(path: Path, last: int = 10) -> float:
-    """The last epoch's mean training loss, else the mean of the last logged step losses."""
-    rows = _read_metrics(path)
-    epochs = [float(r["train_loss_epoch"]) for r in rows if r.get("train_loss_epoch")]
-    if epochs:
-        return epochs[-1]
-    steps = [float(r["train_loss_step"]) for r in rows if r.get("train_loss_step")]
-    return float(sum(steps[-last:]) / len(steps[-last:])) if steps else math.nan
-
-
-def _last_metrics(path: Path) -> dict[str, float]:
-    last: dict[str, float] = {}
-    for row in _read_metrics(path):
-        for key, value in row.items():
-            if value not in ("", None):
-                last[key] = float(value)
-    return last
-
-
-def plot_losses(metrics_csv: str | Path, png: str | Path, *, title: str = "") -> Path | None:
-    """Plot training (per step) and validation losses of a Lightning ``metrics.csv`` as PNG.
-
-    Returns the PNG's path, or None when there is nothing to plot or matplotlib is missing.
-    """
-    rows = _read_metrics(Path(metrics_csv))
-    series: dict[str, tuple[list[float], list[float]]] = {"train_loss_step": ([], []),
-                                                           "val_loss": ([], [])}
-    for row in rows:
-        for key, (steps, values) in series.items():
-            if row.get(key):
-                steps.append(float(row["step"]))
-                values.append(float(row[key]))
-    if not any(v for _, v in series.values()):
-        return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    labels = {"train_loss_step": "training (per logged step)", "val_loss": "validation"}
-    for key, (steps, values) in series.items():
-        if values:
-            ax.plot(steps, values, "o-" if key == "val_loss" else "-", label=labels[key],
-                    markersize=3)
-    ax.set_xlabel("optimisation step")
-    ax.set_ylabel("denoising loss (MSE of normalised noise)")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return Path(png)
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(lightning|torch)\b")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 @torch.no_grad()
