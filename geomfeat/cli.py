@@ -37,6 +37,7 @@ from typing import Any
 from ._argtypes import nonnegative_int as _nonnegative_int
 from ._argtypes import positive_float as _positive_float
 from ._argtypes import positive_int as _positive_int
+from ._threads import default_threads
 from ._version import __version__
 from .download import cache_dir, is_cached
 from .errors import GeomfeatError
@@ -243,10 +244,8 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
         with Client(args.scheduler) as client:  # waits distributed.comm.timeouts.connect
             yield client
         return
-    if args.threads is None:  # share this machine's cores between the workers
-        import torch
-
-        args.threads = max(1, torch.get_num_threads() // args.workers)
+    if args.threads is None:  # share the free cores of this machine between the workers
+        args.threads = default_threads(divide=args.workers)
     # task errors reach the manifest and the one-line summary; no worker tracebacks on stderr
     with local_cluster(args.workers, silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:

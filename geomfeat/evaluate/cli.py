@@ -82,6 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``geomfeat compare`` from parsed arguments; returns the exit status."""
+    from .._threads import default_threads
     from ..download import quiet_downloads
     from .protocol import compare
     from .recipe import VAMPNetRecipe
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction, test_fraction=args.test_fraction, stride=args.stride,
             timestep=args.timestep, n_linear=args.linear_k, vampnet=not args.no_vampnet,
             recipe=recipe, select=args.select, reduce=args.reduce, cache=args.cache,
-            device=args.device, threads=args.threads, out=out, name=args.name,
+            device=args.device, threads=args.threads or default_threads(), out=out, name=args.name,
             log=None if args.quiet else _stderr,
             command="geomfeat " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])))
     if not args.quiet:

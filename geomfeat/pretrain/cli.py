@@ -106,6 +106,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``geomfeat pretrain`` with parsed ``args``; returns the exit status."""
+    from .._threads import default_threads
     from ..download import quiet_downloads
     from ..errors import GeomfeatError
     from .datasets import open_source
@@ -123,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, val_block=args.val_block, val_every=args.val_every,
         val_batches=args.val_batches, pbc=args.pbc, precision=args.precision,
         accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
-        strategy=args.strategy, num_workers=args.workers, threads=args.threads,
+        strategy=args.strategy, num_workers=args.workers,
+        threads=args.threads or default_threads(divide=devices if isinstance(devices, int) else 1),
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         deterministic=not args.nondeterministic,
     )
