@@ -187,9 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     dask.add_argument("--workers", type=_positive_int, metavar="N",
                       help="start a local Dask cluster of N worker processes")
     dask.add_argument("--threads", type=_positive_int, metavar="N",
-                      help="PyTorch threads per task (default: the cores divided among the "
-                           "--workers; all cores for --scheduler or a serial run). Outputs are "
-                           "bit for bit equal between runs with equal --threads")
+                      help="PyTorch threads per task (default: the cores this process may use "
+                           "and other processes leave free, divided among the --workers; see "
+                           "docs/performance.md). Outputs are bit for bit equal between runs "
+                           "with equal --threads")
     dask.add_argument("--frames-per-task", type=_positive_int, metavar="N",
                       help="split trajectories into tasks of about N frames (default: one "
                            "task per trajectory)")

@@ -74,7 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--lr-patience", type=_positive_int, default=d.lr_patience)
     g.add_argument("--restarts", type=_positive_int, default=d.restarts)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads (default: the free cores)")
     p.add_argument("--cache", default=None, help="folder of cached encoder readouts")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     return p

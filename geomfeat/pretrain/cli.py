@@ -89,8 +89,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     engine.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
     engine.add_argument("--workers", type=_steps, default=0, help="data-loader processes")
     engine.add_argument("--threads", type=_positive, default=None, metavar="N",
-                        help="PyTorch CPU threads per process (default: all cores; on a "
-                             "machine where other jobs run, 1 is many times faster)")
+                        help="PyTorch CPU threads per process (default: the cores this process "
+                             "may use and other processes leave free, divided among --devices)")
     engine.add_argument("--checkpoint-every", type=_positive, default=50,
                         help="steps between resumable checkpoints (50)")
     engine.add_argument("--log-every", type=_positive, default=5, help="steps between log rows")
