@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -103,7 +104,8 @@ def run_embed(variant: dict[str, Any], traj: Path, frames: int, out: Path,
     cpu0 = os.times()
     t0 = time.perf_counter()
     try:
-        subprocess.run(cmd, env=env, check=True, timeout=timeout)
+        # run from the output's folder: ``-m`` puts the working directory first on sys.path
+        subprocess.run(cmd, env=env, check=True, timeout=timeout, cwd=out.parent)
         timed_out, threads = False, json.loads(out.with_suffix(".json").read_text())["threads"]
     except subprocess.TimeoutExpired:  # subprocess.run has killed the child
         timed_out, threads = True, None
@@ -179,6 +181,7 @@ def main() -> None:
                         help="seconds after which a run is stopped (counted as frames/timeout)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the competitors too
     cores = len(os.sched_getaffinity(0))
     specs = args.variants or ["default", *(["old"] if args.old_src else []),
                               *(f"t{n}" for n in range(1, cores + 1))]
