@@ -24,7 +24,7 @@ every variant once in a rotated order, and stops them. The load (``/proc/loadavg
 before and after each run. The report gives per level and variant the median frames/s and, per
 level, each variant's median over the best fixed ``--threads`` median.
 
-Example (about 6 min on 2 cores)::
+Example (``--old-src``: ``git archive 55a4d86 geomfeat weights | tar -x -C /tmp/old_src``)::
 
     python benchmarks/contention.py --old-src /tmp/old_src --repeats 5 \\
         --out benchmarks/results/contention_cpu.json
