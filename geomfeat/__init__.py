@@ -12,6 +12,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._threads import prefer_passive_wait
 from ._version import __version__
 from .download import cache_dir, fetch_weights
 from .errors import GeomfeatError, InputError, InputWarning, UnknownModelError, WeightsError
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from .cluster import embed_many
     from .encoders import load_encoder
     from .featurizer import GeomFeaturizer
+
+prefer_passive_wait()  # before torch starts its OpenMP threads (see geomfeat._threads)
 
 _LAZY = {"GeomFeaturizer": ".featurizer", "load_encoder": ".encoders", "embed_many": ".cluster"}
 

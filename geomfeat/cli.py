@@ -37,6 +37,7 @@ from typing import Any
 from ._argtypes import nonnegative_int as _nonnegative_int
 from ._argtypes import positive_float as _positive_float
 from ._argtypes import positive_int as _positive_int
+from ._threads import default_threads
 from ._version import __version__
 from .download import cache_dir, is_cached
 from .errors import GeomfeatError
@@ -186,9 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     dask.add_argument("--workers", type=_positive_int, metavar="N",
                       help="start a local Dask cluster of N worker processes")
     dask.add_argument("--threads", type=_positive_int, metavar="N",
-                      help="PyTorch threads per task (default: the cores divided among the "
-                           "--workers; all cores for --scheduler or a serial run). Outputs are "
-                           "bit for bit equal between runs with equal --threads")
+                      help="PyTorch threads per task (default: the cores this process may use "
+                           "and other processes leave free, divided among the --workers; see "
+                           "docs/performance.md). Outputs are bit for bit equal between runs "
+                           "with equal --threads")
     dask.add_argument("--frames-per-task", type=_positive_int, metavar="N",
                       help="split trajectories into tasks of about N frames (default: one "
                            "task per trajectory)")
@@ -243,10 +245,8 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
         with Client(args.scheduler) as client:  # waits distributed.comm.timeouts.connect
             yield client
         return
-    if args.threads is None:  # share this machine's cores between the workers
-        import torch
-
-        args.threads = max(1, torch.get_num_threads() // args.workers)
+    if args.threads is None:  # share the free cores of this machine between the workers
+        args.threads = default_threads(divide=args.workers)
     # task errors reach the manifest and the one-line summary; no worker tracebacks on stderr
     with local_cluster(args.workers, silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:

@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from ._threads import torch_threads
+from ._threads import default_threads, torch_threads
 from ._version import __version__
 from .errors import GeomfeatError, InputError, OutputError
 from .featurizer import GeomFeaturizer
@@ -205,7 +205,7 @@ def _part_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
             worker.log_event(topic, {"part": [out, part[0]], "done": done[0]})
 
     began = time.perf_counter()
-    with torch_threads(threads):
+    with torch_threads(threads or default_threads()):  # the sidecar records the count
         reader = _reader(featurizer, trajectory, top)
         frames = reader.frame_indices(*frame_slice)
         fill_partial(featurizer, reader, partial_path(out), frames, range(*part), batch_size,

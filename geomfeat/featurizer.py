@@ -15,6 +15,7 @@ import torch
 from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
+from ._threads import default_threads_on_cpu
 from .devices import check_available, parse_device
 from .encoders import ARCHITECTURES, Encoder, Layers, load_encoder, resolve_layers
 from .encoders.layers import compile_mode, compile_on_cpu
@@ -415,6 +416,7 @@ class GeomFeaturizer(Transformer, Model):
                 _check_box(batch.boxes, self.card.cutoff, batch.frames, reader.source)
             yield batch
 
+    @default_threads_on_cpu  # unless the caller chose (see geomfeat._threads)
     @torch.inference_mode()
     def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
                         boxes: np.ndarray | None = None) -> np.ndarray:

@@ -19,6 +19,8 @@ import threading
 import warnings
 from pathlib import Path
 
+# as `import geomfeat` does: OpenMP threads sleep, not spin, while they wait (before torch loads)
+os.environ["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import pytest
 import torch

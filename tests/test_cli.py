@@ -62,6 +62,7 @@ def test_models_lists_registry_and_cache_state(capsys, weights_url, monkeypatch,
     assert str(tmp_path) in out
 
 
+@pytest.mark.slow
 def test_quiet_runs_print_nothing_even_when_they_download_the_weights(
         example_files, tmp_path, weights_url):
     """pooch logs "Downloading data from ..." through its own Logger object (not

@@ -24,6 +24,7 @@ def _embed(model: str, frames, monkeypatch, mode: str) -> np.ndarray:
     return featurizer.transform(frames)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list_models())
 def test_compiled_messages_equal_eager_on_cpu(model, oracle, weights_url, monkeypatch):
     ref = oracle(model)

@@ -137,6 +137,7 @@ def test_only_a_failed_open_pays_for_a_full_garbage_collection(example_files, tm
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_empty_and_foreign_files_print_one_line_and_no_reader_traceback(example_files,
                                                                         tmp_path):
     """Before: MDAnalysis's ``Exception ignored in ReaderBase.__del__`` followed the error."""

@@ -421,6 +421,7 @@ def test_quiet_silences_the_download_message(runs, tmp_path, capfd, monkeypatch,
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_log_output_has_no_repeated_or_interleaved_lines(runs, tmp_path, monkeypatch,
                                                          weights_url):
     """In a log file: pooch's download line, the bar's lines, the summary; none mixed."""

@@ -202,6 +202,7 @@ def test_extended_xyz_conformers_read_like_the_trajectory(tmp_path):
     np.testing.assert_allclose(pos, frames[3][1], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_equals_one_process_on_the_combined_batch(tmp_path):
     common = [sys.executable, "-m", "geomfeat", "pretrain", str(EXAMPLE / "ala2.xtc"), "--top",
               str(EXAMPLE / "ala2.pdb"), "--select", "heavy", "--stop", "200", "--hidden", "16",

@@ -95,8 +95,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     engine.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
     engine.add_argument("--workers", type=_steps, default=0, help="data-loader processes")
     engine.add_argument("--threads", type=_positive, default=None, metavar="N",
-                        help="PyTorch CPU threads per process (default: all cores; on a "
-                             "machine where other jobs run, 1 is many times faster)")
+                        help="PyTorch CPU threads per process (default: the cores this process "
+                             "may use and other processes leave free, divided among --devices)")
     engine.add_argument("--checkpoint-every", type=_positive, default=50,
                         help="steps between resumable checkpoints (50)")
     engine.add_argument("--log-every", type=_positive, default=5, help="steps between log rows")
@@ -116,6 +116,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``geomfeat pretrain`` with parsed ``args``; returns the exit status."""
+    from .._threads import default_threads
     from ..download import quiet_downloads
     from ..errors import GeomfeatError
     from .datasets import open_source
@@ -139,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, val_block=args.val_block, val_every=args.val_every,
         val_batches=args.val_batches, pbc=args.pbc, precision=args.precision,
         accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
-        strategy=args.strategy, num_workers=args.workers, threads=args.threads,
+        strategy=args.strategy, num_workers=args.workers,
+        threads=args.threads or default_threads(divide=devices if isinstance(devices, int) else 1),
         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         deterministic=not args.nondeterministic,
     )
