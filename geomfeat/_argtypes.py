@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["fraction", "nonnegative_int", "positive_float", "positive_int"]
+__all__ = ["DefaultsFormatter", "fraction", "nonnegative_int", "positive_float", "positive_int"]
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -20,6 +20,18 @@ def _integer(text: str, minimum: int, what: str) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help formatter of every sub-command: adds "(default: ...)" to an option's help, unless the
+    help already states its default in words or there is none to show (``None``, a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.nargs == 0  # a flag: its help says what it does
+                or action.default in (None, argparse.SUPPRESS)):
+            return text
+        return super()._get_help_string(action)
 
 
 def positive_int(text: str) -> int:

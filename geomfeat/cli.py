@@ -10,7 +10,7 @@
     List the registered encoders and whether each is cached, then local model cards.
 ``geomfeat pretrain DATA ... -o OUT``
     Denoising pre-training (see :mod:`geomfeat.pretrain.cli`).
-``geomfeat compare TOP TRAJ ... --lag 20ps 100ps -o report/``
+``geomfeat compare TRAJ ... --top TOP --lag 20ps 100ps -o report/``
     Compare feature sets for kinetic models (see :mod:`geomfeat.evaluate.cli`).
 
 Errors are printed as one line (``geomfeat: error: ...``) with a non-zero exit status, warnings
@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ._argtypes import DefaultsFormatter
 from ._argtypes import nonnegative_int as _nonnegative_int
 from ._argtypes import positive_float as _positive_float
 from ._argtypes import positive_int as _positive_int
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     embed = sub.add_parser(
-        "embed", help="embed trajectories into .npy files",
+        "embed", help="embed trajectories into .npy files", formatter_class=DefaultsFormatter,
         description="Embed TRAJ (read with TOP by MDAnalysis) into OUT.npy with a JSON sidecar "
                     "OUT.json; or several trajectories (--top TOP) into OUTDIR/<name>.npy. "
                     "Complete outputs made with the same settings are skipped (resume).")
@@ -136,8 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="if another run is writing an output, wait for it instead of "
                             "failing at once")
     embed.add_argument("--model", default="visnet-denali",
-                       help="registered encoder or model card .json (see 'geomfeat models'; "
-                            "default visnet-denali)")
+                       help="registered encoder or model card .json (see 'geomfeat models')")
     embed.add_argument("--select", default="heavy",
                        help="'heavy' (default), 'all', 'solute' (no water or ions) or an "
                             "MDAnalysis selection string")
@@ -153,9 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="embed elements outside the model's pre-training set (OrbNet "
                             "Denali: H Li B C N O F Na Mg Si P S Cl K Ca Br I) instead of "
                             "refusing them; recorded in the sidecar")
-    embed.add_argument("--pool", choices=POOLS, default="graph")
-    embed.add_argument("--reduce", choices=REDUCES, default="sum")
-    embed.add_argument("--features", choices=FEATURES, default="scalar")
+    embed.add_argument("--pool", choices=POOLS, default="graph",
+                       help="readout: one vector per frame (graph), per residue, per atom, or per "
+                            "residue from its own neighbourhood (residue-local)")
+    embed.add_argument("--reduce", choices=REDUCES, default="sum",
+                       help="how atoms are pooled into graph and residue readouts")
+    embed.add_argument("--features", choices=FEATURES, default="scalar",
+                       help="scalar channels; invariant: also the norms of the pooled vector "
+                            "channels; equivariant: scalars and the vectors' x, y, z rows")
     embed.add_argument("--layers", type=_layers, default="last", metavar="LAYERS",
                        help="interaction layers to read out: last (default), all, or 0-based "
                             "indices like 0,2,5 (negative from the end: --layers=-2,-1); "

@@ -1,6 +1,6 @@
 """``geomfeat compare``: argument parsing and the command (registered by :mod:`geomfeat.cli`).
 
-``geomfeat compare TOP TRAJ [TRAJ ...] --lag 20ps 100ps -o report/``
+``geomfeat compare TRAJ [TRAJ ...] --top TOP --lag 20ps 100ps -o report/``
     Compare feature sets (``--features``) for kinetic models on these trajectories with a
     train / validation / test protocol; writes ``report/compare.{json,md}`` and plots.
 
@@ -14,23 +14,13 @@ import shlex
 import sys
 from pathlib import Path
 
+from .._argtypes import DefaultsFormatter
 from .._argtypes import fraction as _fraction
 from .._argtypes import positive_float as _positive_float
 from .._argtypes import positive_int as _positive_int
 from ..errors import GeomfeatError
 
 __all__ = ["add_parser", "run"]
-
-
-class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Adds "(default: ...)" to every option's help, unless the help already says its default
-    in words or the option is a flag."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if "default:" in text or action.default in (None, False, argparse.SUPPRESS):
-            return text
-        return super()._get_help_string(action)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -41,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d = VAMPNetRecipe()
     p = sub.add_parser(
         "compare", help="compare feature sets for kinetic models (VAMP-2 on held-out data)",
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
         description="Score feature sets (encoder readouts, distances, torsions, ...) by test "
                     "VAMP-2 of linear VAMP and VAMPNets on a train/validation/test split, over "
                     "several seeds, and compare each with a reference set seed by seed. "
@@ -51,8 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                "torsions, npy:PATH ({stem} = trajectory name), and A+B concatenations. "
                "Encoder readouts are cached in --cache (default: $GEOMFEAT_EVAL_CACHE, else "
                "evaluate/ in geomfeat's cache folder, $GEOMFEAT_CACHE or ~/.cache/geomfeat).")
-    p.add_argument("top", metavar="TOP", help="topology (PDB, GRO, PRMTOP, ... as mdtraj reads)")
-    p.add_argument("trajs", nargs="+", metavar="TRAJ", help="trajectory files")
+    p.add_argument("inputs", nargs="+", metavar="TRAJ",
+                   help="trajectory files, with --top TOP (the older form TOP TRAJ [TRAJ ...], "
+                        "topology first, still works)")
+    p.add_argument("--top", metavar="TOP",
+                   help="topology (PDB, GRO, PRMTOP, ... as mdtraj reads; without --top: the "
+                        "first positional argument)")
     p.add_argument("--lag", nargs="+", required=True, metavar="LAG",
                    help="lag times: 20ps, 0.1ns, 500fs or frames (after --stride)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="report folder")
@@ -123,6 +117,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _top_and_trajectories(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """``TRAJ... --top TOP`` (as ``embed`` and ``pretrain``), or the older ``TOP TRAJ...``."""
+    if args.top is not None:
+        return args.top, list(args.inputs)
+    if len(args.inputs) < 2:
+        raise GeomfeatError("give TRAJ [TRAJ ...] --top TOP (or TOP TRAJ [TRAJ ...])")
+    return args.inputs[0], list(args.inputs[1:])
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``geomfeat compare`` from parsed arguments; returns the exit status."""
     from .._threads import default_threads
@@ -130,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from .protocol import compare
     from .recipe import VAMPNetRecipe
 
+    top, trajs = _top_and_trajectories(args)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise GeomfeatError(f"-o {out}: exists and is not a folder")
@@ -142,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                            restarts=args.restarts)
     with quiet_downloads(args.quiet):
         result = compare(
-            args.top, args.trajs, args.lag, features=args.features,
+            top, trajs, args.lag, features=args.features,
             reference=None if args.reference.lower() == "none" else args.reference,
             seeds=args.seeds, split=args.split, block=args.block, n_blocks=args.n_blocks,
             val_fraction=args.val_fraction, test_fraction=args.test_fraction, stride=args.stride,

@@ -27,6 +27,7 @@ import argparse
 import sys
 from typing import Any
 
+from .._argtypes import DefaultsFormatter
 from .._argtypes import nonnegative_int as _steps
 from .._argtypes import positive_int as _positive
 
@@ -37,7 +38,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``pretrain`` sub-command to ``geomfeat``'s sub-parsers."""
     p = sub.add_parser(
         "pretrain", help="denoising pre-training: continue an encoder on your frames or train "
-                         "a new one",
+                         "a new one", formatter_class=DefaultsFormatter,
         description="Denoising pre-training (σ-Gaussian noise on every atom, predict it) of an "
                     "encoder on MD frames or conformer files, with PyTorch Lightning. Writes a "
                     "checkpoint in the upstream layout and a model card usable as --model.")
@@ -50,7 +51,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     model.add_argument("--init", metavar="MODEL",
                        help="continue this registered model or model card (its architecture "
                             "and, when the file has one, its denoising head)")
-    model.add_argument("--arch", default="visnet", choices=("visnet", "et", "tensornet"))
+    model.add_argument("--arch", default="visnet", choices=("visnet", "et", "tensornet"),
+                       help="architecture of a model trained from scratch")
     model.add_argument("--hidden", type=_positive, default=64, help="feature width H")
     model.add_argument("--layers", type=_positive, default=6, help="interaction layers")
     model.add_argument("--rbf", type=_positive, default=64, help="radial basis functions")
@@ -60,45 +62,48 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     data.add_argument("--select", default="all",
                       help="atoms of every frame: 'all' (default, whole molecules), 'heavy' or "
                            "an MDAnalysis selection")
-    data.add_argument("--start", type=_steps, default=None)
-    data.add_argument("--stop", type=_steps, default=None)
-    data.add_argument("--stride", type=_positive, default=None)
+    data.add_argument("--start", type=_steps, default=None, help="first frame of each trajectory")
+    data.add_argument("--stop", type=_steps, default=None, help="frame to stop before")
+    data.add_argument("--stride", type=_positive, default=None, help="take every n-th frame")
     data.add_argument("--val-fraction", type=float, default=0.1,
-                      help="share of blocks held out for validation (default 0.1)")
+                      help="share of blocks held out for validation")
     data.add_argument("--val-block", type=_positive, default=None,
                       help="consecutive frames per split block (default 100, fewer for short "
                            "trajectories; 1 for conformer files)")
     data.add_argument("--no-pbc", dest="pbc", action="store_false",
                       help="ignore unit cells (default: minimum-image neighbour lists)")
     recipe = p.add_argument_group("recipe")
-    recipe.add_argument("--sigma", type=float, default=0.2, help="noise σ in Å (0.2)")
-    recipe.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate (5e-4)")
-    recipe.add_argument("--weight-decay", type=float, default=0.0)
+    recipe.add_argument("--sigma", type=float, default=0.2, help="noise σ in Å")
+    recipe.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate")
+    recipe.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     recipe.add_argument("--batch-size", type=_positive, default=32,
-                        help="conformers per step over all processes (32; upstream used 200)")
+                        help="conformers per step over all processes (upstream used 200)")
     recipe.add_argument("--steps", type=_steps, default=None,
                         help="optimisation steps (default: no limit, see --epochs)")
-    recipe.add_argument("--epochs", type=_positive, default=10)
+    recipe.add_argument("--epochs", type=_positive, default=10,
+                        help="most passes over the training frames")
     recipe.add_argument("--patience", type=_positive, default=None,
                         help="early stopping after this many validations without improvement")
     recipe.add_argument("--val-every", type=_positive, default=None,
                         help="steps between validations (default: once an epoch)")
     recipe.add_argument("--val-batches", type=_positive, default=None,
                         help="at most this many validation batches per validation")
-    recipe.add_argument("--seed", type=int, default=0)
+    recipe.add_argument("--seed", type=int, default=0,
+                        help="seed of the initialisation, batches and noise")
     engine = p.add_argument_group("engine (PyTorch Lightning)")
     engine.add_argument("--precision", default="32-true",
-                        choices=("32-true", "64-true", "bf16-mixed", "16-mixed"))
+                        choices=("32-true", "64-true", "bf16-mixed", "16-mixed"),
+                        help="Lightning precision (mixed modes are meant for GPUs)")
     engine.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     engine.add_argument("--devices", default="1", help="devices per node (an integer or auto)")
-    engine.add_argument("--num-nodes", type=_positive, default=1)
+    engine.add_argument("--num-nodes", type=_positive, default=1, help="machines (DDP)")
     engine.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, ...")
     engine.add_argument("--workers", type=_steps, default=0, help="data-loader processes")
     engine.add_argument("--threads", type=_positive, default=None, metavar="N",
                         help="PyTorch CPU threads per process (default: the cores this process "
                              "may use and other processes leave free, divided among --devices)")
     engine.add_argument("--checkpoint-every", type=_positive, default=50,
-                        help="steps between resumable checkpoints (50)")
+                        help="steps between resumable checkpoints")
     engine.add_argument("--log-every", type=_positive, default=5, help="steps between log rows")
     engine.add_argument("--nondeterministic", action="store_true",
                         help="allow PyTorch's non-deterministic kernels (faster on GPUs)")
