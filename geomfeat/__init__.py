@@ -13,7 +13,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .download import cache_dir, fetch_weights
+from .cache import cache_dir
+from .download import fetch_weights
 from .errors import GeomfeatError, InputError, InputWarning, UnknownModelError, WeightsError
 from .registry import ModelCard, get_model_card, list_models
 
