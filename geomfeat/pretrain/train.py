@@ -68,7 +68,7 @@ class PretrainInterrupted(GeomfeatError):
     Attributes
     ----------
     cause : BaseException or None
-        What stopped it (a ``KeyboardInterrupt``; SIGTERM: :class:`geomfeat.cli.Terminated`).
+        What stopped it (a ``KeyboardInterrupt``; SIGTERM: :class:`geomfeat.interrupts.Terminated`).
     """
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
