@@ -27,7 +27,7 @@ def test_imports_keep_the_layers_and_make_no_cycles():
                                               f"{os.environ.get('PATH', '')}")
     assert lint, "import-linter is a test dependency: pip install '.[test]'"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    result = subprocess.run([lint, "--no-cache", "--config", str(ROOT / "pyproject.toml")],
+    result = subprocess.run([lint, "--no-cache", str(ROOT / "pyproject.toml")],
                             cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
@@ -50,3 +50,51 @@ def test_long_modules_say_why_in_their_docstring():
     missing = _long_modules_without_reason()
     assert not missing, (f"modules over {MAX_LINES} lines without a 'Size:' line in their "
                          f"docstring (split them, or say why not): {', '.join(missing)}")
+
+
+def _layer_ranks() -> dict[str, int]:
+    """Top-level module name → its layer's index in the contract (0: the top)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c["layers"] for c in config["contracts"] if c["type"] == "layers")
+    return {name.strip(): rank for rank, layer in enumerate(layers)
+            for name in layer.replace("|", ":").split(":")}
+
+
+def test_an_embedding_job_only_calls_down_the_layers(example_files, tmp_path, weights_url):
+    """Through ``embed_jobs`` (serial), no geomfeat function calls one in a higher layer.
+
+    Generator resumptions are left out: a writer pulling rows from the job's generator of
+    embeddings is data flowing down, not a call back up.
+    """
+    import inspect
+
+    from geomfeat.cluster import embed_jobs
+
+    ranks = _layer_ranks()
+
+    def rank(frame) -> int | None:
+        parts = frame.f_globals.get("__name__", "").split(".")
+        return ranks.get(parts[1]) if parts[0] == "geomfeat" and len(parts) > 1 else None
+
+    upward: set[str] = set()
+
+    def profile(frame, event, arg) -> None:
+        if event != "call" or frame.f_code.co_flags & (inspect.CO_GENERATOR
+                                                       | inspect.CO_ASYNC_GENERATOR):
+            return
+        callee, caller = rank(frame), frame.f_back and rank(frame.f_back)
+        if callee is not None and caller is not None and callee < caller:
+            upward.add(f"{frame.f_back.f_globals['__name__']}.{frame.f_back.f_code.co_name} → "
+                       f"{frame.f_globals['__name__']}.{frame.f_code.co_name}")
+
+    xtc, pdb = example_files
+    sys.setprofile(profile)
+    try:
+        manifest = embed_jobs("visnet-denali", [(xtc, tmp_path / "a.npy")], pdb, stride=200,
+                              progress=False)
+    finally:
+        sys.setprofile(None)
+    assert manifest.count("written") == 1
+    assert not upward, sorted(upward)
