@@ -308,12 +308,12 @@ def embed_distributed(run: RunState, client: Any) -> None:
             try:
                 result = future.result()
             except Exception as exc:
-                run._failed(index, exc)
+                run.failed(index, exc)
                 continue
             if kind == "finish":
-                run._finished(index, result)
+                run.finished(index, result)
                 continue
-            run._planned(index, result)
+            run.planned(index, result)
             if result["status"] == "complete":
                 continue
             trajectory, out = where[index]
@@ -324,7 +324,7 @@ def embed_distributed(run: RunState, client: Any) -> None:
                                    key=f"geomfeat-part-{tag}-{index}-{part[0]}")
                      for part in result["parts"]]
             finish = client.submit(finish_task, out, result["expected"],
-                                   run._metadata(index, result), *parts,
+                                   run.metadata(index, result), *parts,
                                    key=f"geomfeat-finish-{tag}-{index}")
             kinds[finish.key] = ("finish", index)
             futures.add(finish)

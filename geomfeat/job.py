@@ -185,8 +185,8 @@ def _reader(featurizer: GeomFeaturizer, trajectory: str, top: str):
 
 
 def plan_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
-               frame_slice: tuple, overwrite: bool, frames_per_task: int | None,
-               overwrite_flag: str = "overwrite=True") -> dict[str, Any]:
+              frame_slice: tuple, overwrite: bool, frames_per_task: int | None,
+              overwrite_flag: str = "overwrite=True") -> dict[str, Any]:
     """Settings, batch size and frame ranges of one output; creates its ``.partial`` file."""
     start, stop, stride = frame_slice
     reader = _reader(featurizer, trajectory, top)
@@ -210,8 +210,8 @@ def plan_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
 
 
 def part_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
-               frame_slice: tuple, part: tuple[int, int], batch_size: int,
-               threads: int | None, topic: str | None) -> dict[str, Any]:
+              frame_slice: tuple, part: tuple[int, int], batch_size: int,
+              threads: int | None, topic: str | None) -> dict[str, Any]:
     """Embed rows ``part`` of one output into its ``.partial`` file."""
     worker = _current_worker()
     loaded = featurizer._encoder is None
@@ -238,7 +238,7 @@ def part_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
 
 
 def finish_task(out: str, expected: dict[str, Any], metadata: dict[str, Any],
-                 *parts: dict[str, Any]) -> list[dict[str, Any]]:
+                *parts: dict[str, Any]) -> list[dict[str, Any]]:
     """Move the filled file into place and write its sidecar, once every part is done.
 
     The sidecar also records the threads the parts ran with (one number, or the list of
@@ -275,21 +275,20 @@ def embed_serially(run: RunState) -> None:
     for index, (trajectory, out) in enumerate(run.jobs):  # plan all: the bar's total
         try:
             plans.append(plan_task(run.featurizer, trajectory, run.top, out,
-                                    run.frame_slice, run.overwrite, None,
-                                    run.overwrite_flag))
+                                   run.frame_slice, run.overwrite, None, run.overwrite_flag))
         except Exception as exc:
             plans.append(None)
-            run._failed(index, exc)
+            run.failed(index, exc)
     todo = sum(p["frames"] for p in plans if p is not None and p["status"] != "complete")
     if todo:
         if run.featurizer._encoder is None:  # fetched (pooch's lines) before the bar
             _ = run.featurizer.encoder
             run.encoder_loads["this process"] = 1
         run.bar(todo)
-        run._bar_total_known = True
+        run.bar_total_known = True
     for index, plan in enumerate(plans):
         if plan is not None:
-            run._planned(index, plan)
+            run.planned(index, plan)
     for index, plan in enumerate(plans):
         if plan is None or plan["status"] == "complete":
             continue
@@ -297,10 +296,10 @@ def embed_serially(run: RunState) -> None:
         run.began[index] = time.perf_counter()
         try:
             part = part_task(run.featurizer, trajectory, run.top, out, run.frame_slice,
-                              (0, plan["frames"]), plan["batch_size"], run.threads, None)
+                             (0, plan["frames"]), plan["batch_size"], run.threads, None)
             run.bar().update(plan["frames"])
-            run._finished(index, finish_task(out, plan["expected"],
-                                               run._metadata(index, plan), part))
+            run.finished(index, finish_task(out, plan["expected"],
+                                            run.metadata(index, plan), part))
         except Exception as exc:
-            run._failed(index, exc)
+            run.failed(index, exc)
 

@@ -99,7 +99,7 @@ class RunState:
         self.progress = progress
         self.encoder_loads: dict[str, int] = {}  # per worker process, from the finished parts
         self._bar: Any = None
-        self._bar_total_known = False
+        self.bar_total_known = False
         self._tty = False
 
     def bar(self, total: int = 0) -> Any:
@@ -113,16 +113,19 @@ class RunState:
         return self._bar
 
     def close_bar(self, clear: bool) -> None:
+        """Close the bar; ``clear``: remove it from the terminal (an error follows)."""
         if self._bar is not None:
             if clear:
                 self._bar.leave = False
             self._bar.close()
 
-    def _metadata(self, index: int, plan: dict[str, Any]) -> dict[str, Any]:
+    def metadata(self, index: int, plan: dict[str, Any]) -> dict[str, Any]:
+        """What the sidecar of job ``index`` records beyond its settings."""
         return {"trajectory": self.jobs[index][0], "topology": self.top,
                 "batch_size": plan["batch_size"], "box_applied": plan["box_applied"]}
 
-    def _planned(self, index: int, plan: dict[str, Any]) -> None:
+    def planned(self, index: int, plan: dict[str, Any]) -> None:
+        """Record the plan of job ``index`` (frames, parts) and add its frames to the bar."""
         self.entries[index]["frames"] = plan["frames"]
         if plan["status"] == "complete":  # not on the bar: no work, and no absurd frames/s
             self.entries[index].update(status="complete", parts=0)
@@ -130,12 +133,13 @@ class RunState:
         self.entries[index]["parts"] = len(plan["parts"])
         if self._bar is None:
             self.bar(plan["frames"])
-        elif not self._bar_total_known:
+        elif not self.bar_total_known:
             self._bar.total += plan["frames"]
             if self._tty:
                 self._bar.refresh()
 
-    def _finished(self, index: int, parts: list[dict[str, Any]]) -> None:
+    def finished(self, index: int, parts: list[dict[str, Any]]) -> None:
+        """Record job ``index`` as written, with its workers and encoder loads."""
         self.entries[index].update(
             status="written", seconds=round(time.perf_counter() - self.began[index], 3),
             workers=sorted({p["worker"] for p in parts if p["worker"] is not None}))
@@ -144,7 +148,8 @@ class RunState:
             self.encoder_loads[name] = (self.encoder_loads.get(name, 0)
                                         + int(part["encoder_loaded"]))
 
-    def _failed(self, index: int, exc: BaseException) -> None:
+    def failed(self, index: int, exc: BaseException) -> None:
+        """Record job ``index`` as failed with ``exc`` and remove its ``.partial`` file."""
         self.exceptions.append(exc)
         message = str(exc) if isinstance(exc, GeomfeatError) else f"{type(exc).__name__}: {exc}"
         self.entries[index].update(status="failed", error=message)
