@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._threads import prefer_passive_wait
 from ._version import __version__
-from .download import cache_dir, fetch_weights
+from .cache import cache_dir
+from .download import fetch_weights
 from .errors import GeomfeatError, InputError, InputWarning, UnknownModelError, WeightsError
 from .registry import ModelCard, get_model_card, list_models
 

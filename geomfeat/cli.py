@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +39,7 @@ from ._threads import default_threads
 from ._version import __version__
 from .download import cache_dir, is_cached
 from .errors import GeomfeatError
+from .interrupts import Terminated, interrupts_not_lost
 from .output import check_destination
 from .pooling import FEATURES, POOLS, REDUCES
 from .pretrain.cli import add_parser as add_pretrain_parser
@@ -52,51 +50,6 @@ __all__ = ["main"]
 
 #: ``--dtype`` choices, those of ``GeomFeaturizer(dtype=...)`` (kept here: no heavy imports).
 DTYPES = ("float32", "float64", "tf32", "bfloat16", "float16")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that a run ends as on Ctrl-C."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated
-
-
-@contextmanager
-def interrupts_not_lost() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` and no interrupt is lost.
-
-    Python raises a signal's exception wherever the main thread is, which may be a ``__del__``
-    method or a weakref callback run by the garbage collector. An exception there is reported
-    to :data:`sys.unraisablehook` and dropped, and the run would go on to its end. Here the hook
-    sends such an interrupt (Ctrl-C or SIGTERM) to the main thread again, where it is raised
-    in ordinary code: the signal is sent again 10 ms later, from a timer thread (sent at once,
-    it would be handled inside the hook, and dropped again; should it land in a finalizer
-    again, it is sent again). Outside the main thread the block changes nothing.
-    """
-    try:
-        previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        yield
-        return
-    previous_hook = sys.unraisablehook
-
-    def redeliver(unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            terminated = isinstance(unraisable.exc_value, Terminated)
-            signum = signal.SIGTERM if terminated else signal.SIGINT
-            again = threading.Timer(0.01, os.kill, (os.getpid(), signum))
-            again.daemon = True
-            again.start()
-        else:
-            previous_hook(unraisable)
-
-    sys.unraisablehook = redeliver
-    try:
-        yield
-    finally:
-        sys.unraisablehook = previous_hook
-        signal.signal(signal.SIGTERM, previous_handler)
 
 
 def _layers(text: str) -> str | list[int]:

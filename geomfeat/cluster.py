@@ -1,4 +1,4 @@
-"""Embedding many trajectories: in this process, or as tasks on a Dask cluster.
+"""Embedding many trajectories: scheduling their jobs in this process or on a Dask cluster.
 
 :func:`embed_many` writes one ``.npy`` (plus its JSON sidecar, see :mod:`geomfeat.output`) per
 trajectory into an output folder and a manifest of what was done, ``geomfeat-manifest.json``.
@@ -13,6 +13,10 @@ trajectories and write the outputs themselves (the folder must be on a file syst
 * one *finish* task renames the filled file into place and writes the sidecar, which is what
   marks an output complete.
 
+The tasks themselves are one output's embedding job (:mod:`geomfeat.job`); this module only
+schedules them (without a client, :func:`geomfeat.job.embed_serially` runs them here) and
+keeps the run's record (:mod:`geomfeat.manifest`).
+
 A worker that dies loses only its running task, which the scheduler gives to another worker
 (Dask's ``distributed.scheduler.allowed-failures``, default 3); rerunning a part rewrites the
 same rows with the same bits. An interrupted run leaves hidden ``.partial`` files only, never an
@@ -26,73 +30,21 @@ GPU per worker instead.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import sys
 import time
 import uuid
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ._threads import default_threads, torch_threads
-from ._version import __version__
 from .errors import GeomfeatError, InputError, OutputError
 from .featurizer import GeomFeaturizer
+from .job import embed_serially, finish_task, part_task, plan_task, worker_device
 from .locks import hold
-from .output import (
-    box_applied,
-    create_partial,
-    fill_partial,
-    finish_output,
-    input_identity,
-    partial_path,
-    plan_output,
-    write_json,
-)
-from .trajectory import load_universe
+from .manifest import MANIFEST_NAME, Manifest, RunState, write_manifest
 
 __all__ = ["MANIFEST_NAME", "Manifest", "embed_jobs", "embed_many", "local_cluster",
            "output_paths", "worker_device"]
-
-#: File name of the manifest written into the output folder.
-MANIFEST_NAME = "geomfeat-manifest.json"
-
-#: Encoders loaded by this (worker) process, kept for its later tasks.
-_ENCODERS: dict[tuple[str, str, str, str], Any] = {}
-
-
-@dataclass
-class Manifest:
-    """What :func:`embed_many` did, as written to ``geomfeat-manifest.json``.
-
-    Attributes
-    ----------
-    entries : list of dict
-        One per trajectory: ``trajectory``, ``output``, ``status`` (``"written"``,
-        ``"complete"`` = already there, ``"failed"``, or ``"pending"`` = not done because
-        the run was interrupted), ``frames``, ``parts``, ``workers``, ``seconds`` and, for
-        failures, ``error``.
-    run : dict
-        Settings of the run (featurizer parameters, frame slice, scheduler, threads) and the
-        number of encoder loads per worker process.
-    path : Path or None
-        Where the manifest was written.
-    """
-
-    entries: list[dict[str, Any]]
-    run: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-
-    def count(self, status: str) -> int:
-        """Number of trajectories with ``status``."""
-        return sum(entry["status"] == status for entry in self.entries)
 
 
 def output_paths(trajectories: Sequence[str | os.PathLike], out_dir: str | os.PathLike
@@ -110,19 +62,6 @@ def output_paths(trajectories: Sequence[str | os.PathLike], out_dir: str | os.Pa
                              f"{MANIFEST_NAME}; rename the trajectory")
         seen[target] = trajectory
     return jobs
-
-
-def worker_device(device: str | None, worker_name: Any, n_gpus: int) -> str | None:
-    """The device a worker named ``worker_name`` uses when it sees ``n_gpus`` GPUs.
-
-    An explicit index (``"cuda:1"``) or ``"cpu"`` is kept; ``None`` or ``"cuda"`` on a worker
-    with several GPUs becomes ``cuda:<k>`` with ``k = worker name mod n_gpus`` (``LocalCluster``
-    names its workers 0, 1, ...; other names are hashed).
-    """
-    if n_gpus < 2 or device not in (None, "cuda"):
-        return device
-    index = worker_name if isinstance(worker_name, int) else zlib.crc32(str(worker_name).encode())
-    return f"cuda:{index % n_gpus}"
 
 
 def local_cluster(n_workers: int, threads_per_worker: int = 1, **kwargs: Any):
@@ -145,102 +84,6 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, **kwargs: Any):
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                             **options)
-
-
-# --------------------------------------------------------------------------------------- tasks
-def _current_worker():
-    try:
-        from distributed import get_worker
-    except ImportError:
-        return None
-    try:
-        return get_worker()
-    except ValueError:
-        return None
-
-
-def _reader(featurizer: GeomFeaturizer, trajectory: str, top: str):
-    return featurizer.reader(load_universe(trajectory, top))
-
-
-def _plan_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
-               frame_slice: tuple, overwrite: bool, frames_per_task: int | None,
-               overwrite_flag: str = "overwrite=True") -> dict[str, Any]:
-    """Settings, batch size and frame ranges of one output; creates its ``.partial`` file."""
-    start, stop, stride = frame_slice
-    reader = _reader(featurizer, trajectory, top)
-    expected = plan_output(featurizer, reader, out, start=start, stop=stop, stride=stride,
-                           overwrite=overwrite, inputs=input_identity(reader, trajectory, top),
-                           overwrite_flag=overwrite_flag)
-    frames = reader.frame_indices(start, stop, stride)
-    if expected is None:
-        return {"status": "complete", "frames": len(frames)}
-    batch_size = featurizer.resolve_batch_size(reader, frames)
-    expected_box = box_applied(featurizer, reader, frames)
-    if frames_per_task is None:
-        parts = [(0, len(frames))]
-    else:
-        per_task = max(batch_size, frames_per_task // batch_size * batch_size)  # whole batches
-        parts = [(lo, min(lo + per_task, len(frames)))
-                 for lo in range(0, len(frames), per_task)] or [(0, 0)]
-    create_partial(out, expected["shape"])
-    return {"status": "todo", "frames": len(frames), "batch_size": batch_size,
-            "parts": parts, "expected": expected, "box_applied": expected_box}
-
-
-def _part_task(featurizer: GeomFeaturizer, trajectory: str, top: str, out: str,
-               frame_slice: tuple, part: tuple[int, int], batch_size: int,
-               threads: int | None, topic: str | None) -> dict[str, Any]:
-    """Embed rows ``part`` of one output into its ``.partial`` file."""
-    worker = _current_worker()
-    loaded = featurizer._encoder is None
-    if worker is not None:
-        featurizer, loaded = _worker_featurizer(featurizer, worker.name)
-    report: Callable[[int], None] | None = None
-    if worker is not None and topic is not None:
-        done = [0]
-
-        def report(n: int) -> None:
-            done[0] += n
-            worker.log_event(topic, {"part": [out, part[0]], "done": done[0]})
-
-    began = time.perf_counter()
-    with torch_threads(threads or default_threads()):  # the sidecar records the count
-        reader = _reader(featurizer, trajectory, top)
-        frames = reader.frame_indices(*frame_slice)
-        fill_partial(featurizer, reader, partial_path(out), frames, range(*part), batch_size,
-                     report)
-        used_threads = torch.get_num_threads()
-    return {"worker": None if worker is None else worker.address, "pid": os.getpid(),
-            "encoder_loaded": loaded, "seconds": time.perf_counter() - began,
-            "threads": used_threads}
-
-
-def _finish_task(out: str, expected: dict[str, Any], metadata: dict[str, Any],
-                 *parts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Move the filled file into place and write its sidecar, once every part is done.
-
-    The sidecar also records the threads the parts ran with (one number, or the list of
-    distinct ones): float32 bits depend on them.
-    """
-    threads = sorted({p["threads"] for p in parts})
-    metadata = {**metadata, "threads": threads[0] if len(threads) == 1 else threads}
-    finish_output(out, expected, metadata)
-    return list(parts)
-
-
-def _worker_featurizer(featurizer: GeomFeaturizer, worker_name: Any
-                       ) -> tuple[GeomFeaturizer, bool]:
-    """``featurizer`` on this worker's device with the encoder this process keeps loaded."""
-    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    featurizer.device = worker_device(featurizer.device, worker_name, n_gpus)
-    key = (featurizer.card.name, featurizer.card.sha256, featurizer.dtype,
-           str(featurizer.torch_device))
-    loaded = key not in _ENCODERS
-    if loaded:
-        _ENCODERS[key] = featurizer.encoder
-    featurizer._encoder = _ENCODERS[key]
-    return featurizer, loaded
 
 
 # --------------------------------------------------------------------------------------- driver
@@ -376,7 +219,7 @@ def embed_jobs(
     cli = option_style == "cli"
     flags = {"overwrite": "--overwrite" if cli else "overwrite=True",
              "wait": "--wait" if cli else "wait=True"}
-    run = _Run(featurizer, [(str(t), str(o)) for t, o in jobs], str(top),
+    run = RunState(featurizer, [(str(t), str(o)) for t, o in jobs], str(top),
                (start, stop, stride), overwrite, frames_per_task, threads, progress,
                flags["overwrite"])
     primary: BaseException | None = None
@@ -384,9 +227,9 @@ def embed_jobs(
     with hold([o for _, o in jobs], wait=wait, wait_flag=flags["wait"]):
         try:
             if client is None:
-                run.serial()
+                embed_serially(run)
             else:
-                run.distributed(client)
+                embed_distributed(run, client)
         except BaseException as exc:  # e.g. Ctrl-C or SIGTERM
             primary = exc
             run.close_bar(clear=True)  # the error is then the one line left
@@ -426,239 +269,65 @@ def _add_note(exc: BaseException, note: str) -> None:
     exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
 
 
-def write_manifest(manifest: Manifest) -> None:
-    """Write ``manifest`` to ``manifest.path``, merged with what other runs recorded there.
+def embed_distributed(run: RunState, client: Any) -> None:
+    """Run the jobs of ``run`` as tasks on ``client``'s cluster: plan, then parts, then finish.
 
-    Under the manifest's lock, the file is read, entries for this run's outputs replaced (or
-    appended) and those of other outputs kept, so that runs into one folder (e.g. the tasks
-    of a job array) keep each other's entries. An unreadable manifest is replaced.
+    Each output's part tasks are submitted when its plan task returns, its finish task depends
+    on them; the workers' progress messages feed the bar. Results and failures are recorded
+    in ``run`` as they come in.
     """
-    path = Path(manifest.path)
-    with hold([path], wait=True):  # held for milliseconds by other runs: always wait
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))["outputs"]
-            old = [e for e in old if isinstance(e, dict) and "output" in e]
-        except (OSError, ValueError, KeyError, TypeError):
-            old = []
-        ours = {Path(e["output"]).name: e for e in manifest.entries}
-        merged = [ours.pop(Path(e["output"]).name, e) for e in old]
-        merged += list(ours.values())
-        write_json(path, {"run": manifest.run, "outputs": merged})
+    from distributed import as_completed
 
+    tag = uuid.uuid4().hex[:8]
+    topic = f"geomfeat-progress-{tag}"
+    done: dict[tuple, int] = {}
 
-class _LogLines:
-    """tqdm's output stream for logs: each state on a line of its own, the same count once,
-    from the first frame done on (a run that fails at once leaves only its error)."""
+    def on_event(event: tuple[float, dict[str, Any]]) -> None:
+        message = event[1]
+        key = tuple(message["part"])
+        increment = message["done"] - done.get(key, 0)
+        if increment > 0:  # a retried part counts from where the lost one stopped
+            done[key] = message["done"]
+            run.bar().update(increment)
 
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.last = ""
-
-    def write(self, text: str) -> None:
-        for piece in re.split(r"[\r\n]", text):
-            piece = piece.strip()
-            counts = piece.split("[")[0]  # "model: 40%|####  | 80/200 ": not the rate
-            if re.search(r"\| 0/\d+ $", counts):  # nothing done yet: nothing to log
-                continue
-            if piece and counts != self.last:
-                self.last = counts
-                self.stream.write(piece + "\n")
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-class _Run:
-    """State of one :func:`embed_jobs` call: the jobs, their plans and what became of them."""
-
-    def __init__(self, featurizer: GeomFeaturizer, jobs: list[tuple[str, str]], top: str,
-                 frame_slice: tuple, overwrite: bool, frames_per_task: int | None,
-                 threads: int | None, progress: bool,
-                 overwrite_flag: str = "overwrite=True") -> None:
-        self.featurizer = featurizer
-        self.jobs = jobs
-        self.top = top
-        self.frame_slice = frame_slice
-        self.overwrite = overwrite
-        self.frames_per_task = frames_per_task
-        self.threads = threads
-        self.overwrite_flag = overwrite_flag
-        self.entries = [{"trajectory": t, "output": o, "status": "pending", "frames": None}
-                        for t, o in jobs]
-        self.exceptions: list[BaseException] = []
-        self.began = [0.0] * len(jobs)
-        self.progress = progress
-        self.encoder_loads: dict[str, int] = {}  # per worker process, from the finished parts
-        self._bar: Any = None
-        self._bar_total_known = False
-        self._tty = False
-
-    def bar(self, total: int = 0) -> Any:
-        """The progress bar, shown from the first trajectory with frames to embed on.
-
-        On a terminal it redraws itself; in a log file (stderr not a terminal) it writes a
-        line every 10 s at most, each on its own line and none twice.
-        """
-        if self._bar is None:
-            from tqdm.auto import tqdm
-
-            tty = sys.stderr.isatty()
-            self._bar = tqdm(total=total, unit="frame", desc=self.featurizer.model,
-                             disable=not self.progress, dynamic_ncols=True,
-                             file=sys.stderr if tty else _LogLines(sys.stderr),
-                             mininterval=0.1 if tty else 10.0)
-            self._tty = tty
-        return self._bar
-
-    def close_bar(self, clear: bool) -> None:
-        if self._bar is not None:
-            if clear:
-                self._bar.leave = False
-            self._bar.close()
-
-    def _metadata(self, index: int, plan: dict[str, Any]) -> dict[str, Any]:
-        return {"trajectory": self.jobs[index][0], "topology": self.top,
-                "batch_size": plan["batch_size"], "box_applied": plan["box_applied"]}
-
-    def _planned(self, index: int, plan: dict[str, Any]) -> None:
-        self.entries[index]["frames"] = plan["frames"]
-        if plan["status"] == "complete":  # not on the bar: no work, and no absurd frames/s
-            self.entries[index].update(status="complete", parts=0)
-            return
-        self.entries[index]["parts"] = len(plan["parts"])
-        if self._bar is None:
-            self.bar(plan["frames"])
-        elif not self._bar_total_known:
-            self._bar.total += plan["frames"]
-            if self._tty:
-                self._bar.refresh()
-
-    def _finished(self, index: int, parts: list[dict[str, Any]]) -> None:
-        self.entries[index].update(
-            status="written", seconds=round(time.perf_counter() - self.began[index], 3),
-            workers=sorted({p["worker"] for p in parts if p["worker"] is not None}))
-        for part in parts:
-            name = part["worker"] or "this process"
-            self.encoder_loads[name] = (self.encoder_loads.get(name, 0)
-                                        + int(part["encoder_loaded"]))
-
-    def _failed(self, index: int, exc: BaseException) -> None:
-        self.exceptions.append(exc)
-        message = str(exc) if isinstance(exc, GeomfeatError) else f"{type(exc).__name__}: {exc}"
-        self.entries[index].update(status="failed", error=message)
-        partial_path(self.jobs[index][1]).unlink(missing_ok=True)
-
-    def discard_unfinished(self) -> None:
-        """Remove the ``.partial`` files of outputs that were not finished."""
-        for entry, (_, out) in zip(self.entries, self.jobs, strict=True):
-            if entry["status"] == "pending":
-                partial_path(out).unlink(missing_ok=True)
-
-    # ----------------------------------------------------------------------------- serial
-    def serial(self) -> None:
-        plans: list[dict[str, Any] | None] = []
-        for index, (trajectory, out) in enumerate(self.jobs):  # plan all: the bar's total
+    client.subscribe_topic(topic, on_event)
+    kinds: dict[str, tuple[str, int]] = {}
+    futures = as_completed()
+    # workers may run elsewhere: they get absolute paths (of the file system they share)
+    top = os.path.abspath(run.top)
+    where = [(os.path.abspath(t), os.path.abspath(o)) for t, o in run.jobs]
+    for index, (trajectory, out) in enumerate(where):
+        future = client.submit(plan_task, run.featurizer, trajectory, top, out,
+                               run.frame_slice, run.overwrite, run.frames_per_task,
+                               run.overwrite_flag, key=f"geomfeat-plan-{tag}-{index}")
+        kinds[future.key] = ("plan", index)
+        futures.add(future)
+    try:
+        for future in futures:
+            kind, index = kinds[future.key]
             try:
-                plans.append(_plan_task(self.featurizer, trajectory, self.top, out,
-                                        self.frame_slice, self.overwrite, None,
-                                        self.overwrite_flag))
+                result = future.result()
             except Exception as exc:
-                plans.append(None)
-                self._failed(index, exc)
-        todo = sum(p["frames"] for p in plans if p is not None and p["status"] != "complete")
-        if todo:
-            if self.featurizer._encoder is None:  # fetched (pooch's lines) before the bar
-                _ = self.featurizer.encoder
-                self.encoder_loads["this process"] = 1
-            self.bar(todo)
-            self._bar_total_known = True
-        for index, plan in enumerate(plans):
-            if plan is not None:
-                self._planned(index, plan)
-        for index, plan in enumerate(plans):
-            if plan is None or plan["status"] == "complete":
+                run.failed(index, exc)
                 continue
-            trajectory, out = self.jobs[index]
-            self.began[index] = time.perf_counter()
-            try:
-                part = _part_task(self.featurizer, trajectory, self.top, out, self.frame_slice,
-                                  (0, plan["frames"]), plan["batch_size"], self.threads, None)
-                self.bar().update(plan["frames"])
-                self._finished(index, _finish_task(out, plan["expected"],
-                                                   self._metadata(index, plan), part))
-            except Exception as exc:
-                self._failed(index, exc)
+            if kind == "finish":
+                run.finished(index, result)
+                continue
+            run.planned(index, result)
+            if result["status"] == "complete":
+                continue
+            trajectory, out = where[index]
+            run.began[index] = time.perf_counter()
+            parts = [client.submit(part_task, run.featurizer, trajectory, top, out,
+                                   run.frame_slice, part, result["batch_size"],
+                                   run.threads, topic,
+                                   key=f"geomfeat-part-{tag}-{index}-{part[0]}")
+                     for part in result["parts"]]
+            finish = client.submit(finish_task, out, result["expected"],
+                                   run.metadata(index, result), *parts,
+                                   key=f"geomfeat-finish-{tag}-{index}")
+            kinds[finish.key] = ("finish", index)
+            futures.add(finish)
+    finally:
+        client.unsubscribe_topic(topic)
 
-    # ----------------------------------------------------------------------------- dask
-    def distributed(self, client: Any) -> None:
-        from distributed import as_completed
-
-        tag = uuid.uuid4().hex[:8]
-        topic = f"geomfeat-progress-{tag}"
-        done: dict[tuple, int] = {}
-
-        def on_event(event: tuple[float, dict[str, Any]]) -> None:
-            message = event[1]
-            key = tuple(message["part"])
-            increment = message["done"] - done.get(key, 0)
-            if increment > 0:  # a retried part counts from where the lost one stopped
-                done[key] = message["done"]
-                self.bar().update(increment)
-
-        client.subscribe_topic(topic, on_event)
-        kinds: dict[str, tuple[str, int]] = {}
-        futures = as_completed()
-        # workers may run elsewhere: they get absolute paths (of the file system they share)
-        top = os.path.abspath(self.top)
-        where = [(os.path.abspath(t), os.path.abspath(o)) for t, o in self.jobs]
-        for index, (trajectory, out) in enumerate(where):
-            future = client.submit(_plan_task, self.featurizer, trajectory, top, out,
-                                   self.frame_slice, self.overwrite, self.frames_per_task,
-                                   self.overwrite_flag, key=f"geomfeat-plan-{tag}-{index}")
-            kinds[future.key] = ("plan", index)
-            futures.add(future)
-        try:
-            for future in futures:
-                kind, index = kinds[future.key]
-                try:
-                    result = future.result()
-                except Exception as exc:
-                    self._failed(index, exc)
-                    continue
-                if kind == "finish":
-                    self._finished(index, result)
-                    continue
-                self._planned(index, result)
-                if result["status"] == "complete":
-                    continue
-                trajectory, out = where[index]
-                self.began[index] = time.perf_counter()
-                parts = [client.submit(_part_task, self.featurizer, trajectory, top, out,
-                                       self.frame_slice, part, result["batch_size"],
-                                       self.threads, topic,
-                                       key=f"geomfeat-part-{tag}-{index}-{part[0]}")
-                         for part in result["parts"]]
-                finish = client.submit(_finish_task, out, result["expected"],
-                                       self._metadata(index, result), *parts,
-                                       key=f"geomfeat-finish-{tag}-{index}")
-                kinds[finish.key] = ("finish", index)
-                futures.add(finish)
-        finally:
-            client.unsubscribe_topic(topic)
-
-    # ----------------------------------------------------------------------------- report
-    def manifest(self, client: Any) -> Manifest:
-        params = {k: v for k, v in self.featurizer.get_params().items() if k != "progress"}
-        start, stop, stride = self.frame_slice
-        run = {
-            "geomfeat_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "featurizer": params,
-            "topology": self.top,
-            "start": start, "stop": stop, "stride": stride,
-            "scheduler": "serial" if client is None else client.scheduler.address,
-            "frames_per_task": self.frames_per_task,
-            "threads": self.threads,
-            "encoder_loads": self.encoder_loads,
-        }
-        return Manifest(self.entries, run)

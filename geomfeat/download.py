@@ -27,21 +27,15 @@ from urllib.parse import unquote, urlparse
 
 import pooch
 
+from .cache import CACHE_ENV, cache_dir
 from .errors import WeightsError
 from .registry import ModelCard, get_model_card
 
-__all__ = ["cache_dir", "fetch_weights", "is_cached", "quiet_downloads", "weights_url"]
+__all__ = ["CACHE_ENV", "cache_dir", "fetch_weights", "is_cached", "quiet_downloads", "weights_url"]
 
-CACHE_ENV = "GEOMFEAT_CACHE"
 URL_ENV = "GEOMFEAT_WEIGHTS_URL"
 #: URL schemes ``$GEOMFEAT_WEIGHTS_URL`` may use (pooch's downloaders, and local files).
 URL_SCHEMES = ("http", "https", "ftp", "sftp", "doi", "file")
-
-
-def cache_dir() -> Path:
-    """Folder where checkpoints are cached (``$GEOMFEAT_CACHE`` or pooch's OS cache)."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path(pooch.os_cache("geomfeat"))
 
 
 def weights_url(model: str | ModelCard) -> str:

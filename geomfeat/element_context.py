@@ -27,6 +27,8 @@ import re
 
 import numpy as np
 
+from .periodic import ATOM, COARSE_GEOMETRY, atomic_number
+
 __all__ = ["contradicted_protein_elements", "drude_particles", "lone_ions_stored_by_first_letter",
            "mark_coarse_geometry", "mdtraj_virtual_marks", "nucleotide_names_without_nucleotide",
            "single_atom_elements", "upper_names"]
@@ -89,8 +91,6 @@ def single_atom_elements(names: np.ndarray, resnames: np.ndarray, resindices: np
     residues named in ``excluded_residues`` (protein, nucleic acid, water) never count: a
     Cα-only model's ``CA`` is a bead, not calcium.
     """
-    from .elements import atomic_number
-
     z = np.zeros(len(resindices), dtype=np.int64)
     alone = np.flatnonzero(residue_sizes(resindices) == 1)
     if alone.size == 0:
@@ -116,8 +116,6 @@ def lone_ions_stored_by_first_letter(stored: np.ndarray, lone: np.ndarray, names
     -------
     ndarray of bool, shape (N,)
     """
-    from .elements import atomic_number
-
     out = (stored > 0) & (lone > 0) & (stored != lone)
     where = np.flatnonzero(out)
     if where.size:
@@ -213,7 +211,6 @@ def mark_coarse_geometry(positions: np.ndarray, z: np.ndarray, kind: np.ndarray,
     lone : ndarray of int, shape (N,), optional
         :func:`single_atom_elements` (non-zero: a lone atom, no partner expected).
     """
-    from .elements import ATOM, COARSE_GEOMETRY
     from .sanity import BOND_ANGSTROM, coarse_grained_spacing
 
     atoms = kind == ATOM

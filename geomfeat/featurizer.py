@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,17 @@ from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
 from ._threads import default_threads_on_cpu
+from .batching import budget_bytes, frames_per_batch
 from .devices import check_available, parse_device
 from .encoders import ARCHITECTURES, Encoder, Layers, load_encoder, resolve_layers
 from .encoders.layers import compile_mode, compile_on_cpu
 from .errors import InputError, WeightsError
+from .frame_checks import check_box, check_finite
 from .localgraph import LocalGraphs, residue_local_graphs
-from .neighbors import perpendicular_widths, radius_graph
+from .neighbors import radius_graph
 from .pooling import FEATURES, POOLS, REDUCES, combine_features, pool_atoms
+from .precision import DTYPES as _DTYPES
+from .precision import reduced_precision
 from .registry import ModelCard, get_model_card, load_card
 from .sanity import check_units as _check_units
 from .trajectory import (
@@ -42,18 +45,7 @@ PREFETCH_BATCHES = 1
 #: process) for jobs of at least this many neighbour pairs (frames × pairs of the first frame);
 #: see ``GEOMFEAT_COMPILE`` in :mod:`geomfeat.encoders.layers`.
 CPU_COMPILE_MIN_EDGES = 5_000_000
-#: Largest number of frames per batch chosen automatically.
-MAX_AUTO_BATCH = 16384
-#: Default memory budget of one batch on the CPU, GiB.
-CPU_MEMORY_BUDGET_GIB = 2.0
-#: Default memory budget of one batch on a GPU, as a fraction of the device's memory.
-GPU_MEMORY_FRACTION = 0.4
 
-#: Storage precision of the weights, coordinates and accumulators for each ``dtype`` option.
-_DTYPES = {"float32": torch.float32, "float64": torch.float64, "tf32": torch.float32,
-           "bfloat16": torch.float32, "float16": torch.float32}
-#: Reduced-precision options, computed under ``torch.autocast`` with this type.
-_AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class GeomFeaturizer(Transformer, Model):
@@ -276,27 +268,16 @@ class GeomFeaturizer(Transformer, Model):
 
     def budget_bytes(self) -> float:
         """Memory one batch may use, in bytes (see ``memory_budget``)."""
-        if self.memory_budget is not None:
-            return float(self.memory_budget) * 2**30
-        device = self.torch_device
-        if device.type == "cuda":
-            return GPU_MEMORY_FRACTION * torch.cuda.get_device_properties(device).total_memory
-        return CPU_MEMORY_BUDGET_GIB * 2**30
+        return budget_bytes(self.memory_budget, self.torch_device)
 
     def auto_batch_size(self, edges_per_frame: float, atoms_per_frame: float = 0.0) -> int:
-        """Frames per batch that fit :meth:`budget_bytes` at ``edges_per_frame`` edges a frame.
-
-        Reading out ``S > 1`` layers adds, per atom and extra layer, the bytes of about three
-        copies of the ``4H`` scalar and vector channels (the kept state, its normalised
-        readout, the pooled or combined output) to the per-edge cost of the forward pass.
-        """
-        per_edge = ARCHITECTURES[self.card.architecture].bytes_per_edge
+        """Frames per batch that fit :meth:`budget_bytes` at ``edges_per_frame`` edges a frame
+        (see :func:`geomfeat.batching.frames_per_batch`)."""
         itemsize = 8 if self.dtype == "float64" else 4  # 16-bit modes: as float32
-        scale = per_edge * itemsize // 4
-        extra = (len(self.layer_indices) - 1) * 3 * 4 * self.card.hidden_channels * itemsize
-        per_frame = max(edges_per_frame, 1.0) * scale + atoms_per_frame * extra
-        frames = self.budget_bytes() / per_frame
-        return int(min(MAX_AUTO_BATCH, max(1, frames)))
+        return frames_per_batch(self.budget_bytes(),
+                                ARCHITECTURES[self.card.architecture].bytes_per_edge, itemsize,
+                                len(self.layer_indices) - 1, self.card.hidden_channels,
+                                edges_per_frame, atoms_per_frame)
 
     def resolve_batch_size(self, reader: TrajectoryReader, frames: range) -> int:
         """Frames per batch for ``frames`` of ``reader``: ``batch_size``, or sized to the budget.
@@ -394,10 +375,10 @@ class GeomFeaturizer(Transformer, Model):
         ``--no-pbc`` hint) here rather than an error from inside :func:`radius_graph`.
         """
         first = next(reader.iter_batches(1, frames[:1]))
-        _check_finite(first.positions, first.frames, reader.source)
+        check_finite(first.positions, first.frames, reader.source)
         boxes = first.boxes if self.pbc else None
         if boxes is not None:
-            _check_box(boxes, self.card.cutoff, first.frames, reader.source)
+            check_box(boxes, self.card.cutoff, first.frames, reader.source)
         pos = torch.tensor(first.positions)  # one frame: copy (the reader's may be read-only)
         return radius_graph(pos, self.card.cutoff,
                             box=None if boxes is None else torch.tensor(boxes))
@@ -407,13 +388,13 @@ class GeomFeaturizer(Transformer, Model):
         """``reader``'s batches, each checked for non-finite coordinates and too small boxes (and
         the first frame for implausible units)."""
         for k, batch in enumerate(reader.iter_batches(batch_size, frames)):
-            _check_finite(batch.positions, batch.frames, reader.source)
+            check_finite(batch.positions, batch.frames, reader.source)
             if k == 0 and self.check_units:
                 _check_units(batch.positions[0], self.select, reader.source,
                              batch.frames[0], None if batch.boxes is None or not self.pbc
                              else batch.boxes[0])
             if self.pbc and batch.boxes is not None:
-                _check_box(batch.boxes, self.card.cutoff, batch.frames, reader.source)
+                check_box(batch.boxes, self.card.cutoff, batch.frames, reader.source)
             yield batch
 
     @default_threads_on_cpu  # unless the caller chose (see geomfeat._threads)
@@ -444,7 +425,7 @@ class GeomFeaturizer(Transformer, Model):
         if self.pool == "residue-local":
             local = residue_local_graphs(edges, residues, n_frames, n_res)
             z, edges = z[local.atom], local.edges
-        with _reduced_precision(self.dtype, device), compile_on_cpu(self._compile_cpu):
+        with reduced_precision(self.dtype, device), compile_on_cpu(self._compile_cpu):
             readouts = encoder(z, edges, layers=self.layer_indices)
         blocks = []
         for x, vec in readouts:  # one block of channels per layer, each pooled as one output
@@ -468,52 +449,3 @@ def _pool_local(t: torch.Tensor, local: LocalGraphs, reduce: str, n_frames: int,
     tokens = pool_atoms(t[local.own].unsqueeze(0), "residue", reduce, local.graph[local.own],
                         n_frames * n_residues)
     return tokens.view(n_frames, n_residues, *t.shape[1:])
-
-
-@contextmanager
-def _reduced_precision(option: str, device: torch.device) -> Iterator[None]:
-    """The matmul precision / autocast of a ``dtype`` option, restored afterwards."""
-    if option in _AUTOCAST:
-        with torch.autocast(device.type, dtype=_AUTOCAST[option]):
-            yield
-    elif option == "tf32":
-        before = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("high")  # TF32 tensor cores on CUDA
-        try:
-            yield
-        finally:
-            torch.set_float32_matmul_precision(before)
-    else:
-        yield
-
-
-def _check_box(boxes: np.ndarray, cutoff: float, numbers: range, source: str) -> None:
-    hint = "embed without periodic boundaries (pbc=False / --no-pbc) if the molecule is whole"
-    finite = np.isfinite(boxes).all(axis=(1, 2))
-    if not finite.all():
-        frame = numbers[int(np.argmin(finite))]
-        raise InputError(f"frame {frame} of {source}: the periodic box has non-finite entries "
-                         f"(NaN or inf; NaN: no cell for this frame, though the file has one); "
-                         f"{hint}")
-    lengths = np.linalg.norm(boxes, axis=-1).prod(axis=-1)
-    volumes = np.abs(np.linalg.det(boxes))
-    singular = ~(volumes > 1e-6 * lengths)  # also zero-length vectors (0 > 0 is False)
-    if singular.any():
-        k = int(np.argmax(singular))
-        raise InputError(f"frame {numbers[k]} of {source}: the periodic box is singular (box "
-                         f"vectors {np.round(boxes[k], 3).tolist()} Å span no volume); {hint}")
-    widths = perpendicular_widths(torch.tensor(boxes)).min(dim=-1).values.numpy()
-    small = np.flatnonzero(~(widths >= 2 * cutoff))
-    if small.size:
-        frame = numbers[int(small[0])]
-        raise InputError(
-            f"frame {frame} of {source}: the periodic box is {widths[small[0]]:.2f} Å wide, less "
-            f"than twice the {cutoff} Å cutoff, so minimum images are ambiguous; {hint}"
-        )
-
-
-def _check_finite(positions: np.ndarray, numbers: range, source: str) -> None:
-    finite = np.isfinite(positions).all(axis=(1, 2))
-    if not finite.all():
-        frame = numbers[int(np.argmin(finite))]
-        raise InputError(f"frame {frame} of {source} has non-finite coordinates (NaN or inf)")

@@ -20,8 +20,8 @@ from ._threads import torch_threads
 from .encoders import Layers
 from .errors import InputError
 from .featurizer import GeomFeaturizer
-from .featurizer import _check_box as check_box
 from .formats import complete_frames
+from .frame_checks import check_box
 
 __all__ = ["GeomEmbedding"]
 

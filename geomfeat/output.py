@@ -1,12 +1,13 @@
-"""Writing embeddings to disk: atomic ``.npy`` files with a JSON sidecar.
+"""File primitives of an output: atomic ``.npy`` files with a JSON sidecar.
 
-An output ``OUT.npy`` is written in steps, so that parts of it can be filled by different
-workers (:mod:`geomfeat.cluster` runs them, serially or on Dask, under the output's lock, see
-:mod:`geomfeat.locks`):
+Nothing here knows the featurizer: an embedding job (:mod:`geomfeat.job`) decides what an
+output holds and calls these steps, so that parts of it can be filled by different workers
+(:mod:`geomfeat.cluster` schedules them, under the output's lock, see :mod:`geomfeat.locks`):
 
-1. :func:`plan_output`: the settings it will have, or ``None`` if it is already complete;
+1. :func:`existing_output_problem`: whether an existing output is complete with the expected
+   settings (or why it is in the way);
 2. :func:`create_partial`: an empty ``.npy`` at a hidden path beside it (``.OUT.npy.partial``);
-3. :func:`fill_partial`: embed a range of frames into their rows;
+3. :func:`write_rows`: write a range of rows (checked positioned writes, ``fsync``);
 4. :func:`finish_output`: rename it into place, then the sidecar ``OUT.json`` (model,
    checkpoint SHA-256, selection, pooling, frames, shape, the identity of the input files,
    batch size, threads, geomfeat version), which marks the output complete.
@@ -26,34 +27,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ._version import __version__
 from .errors import InputError, OutputError
-from .identity import file_identity, identity_changes
-
-if TYPE_CHECKING:
-    from .featurizer import GeomFeaturizer
-    from .trajectory import TrajectoryReader
+from .identity import identity_changes
 
 __all__ = [
-    "box_applied",
     "check_destination",
     "create_partial",
-    "fill_partial",
+    "existing_output_problem",
     "finish_output",
-    "input_identity",
     "is_complete",
     "partial_path",
-    "plan_output",
-    "settings",
     "sidecar_path",
     "write_json",
+    "write_rows",
 ]
 
 #: Keys of the sidecar that describe the run but do not decide whether an output is complete.
@@ -166,57 +160,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def settings(featurizer: GeomFeaturizer, reader: TrajectoryReader, frames: range,
-             start: int | None, stop: int | None, stride: int | None) -> dict[str, Any]:
-    """What identifies an output: two runs with equal settings write equal files."""
-    card, select = featurizer.card, featurizer.select
-    return {
-        "shape": [len(frames), *featurizer.frame_shape(reader)],
-        "dtype": "float32",
-        "model": card.name,
-        "checkpoint": card.file,
-        "sha256": card.sha256,
-        "select": select if isinstance(select, str) else np.asarray(select).tolist(),
-        "heavy": bool(getattr(featurizer, "heavy", False)) or select == "heavy"  # no H
-        if isinstance(select, str) else bool(getattr(featurizer, "heavy", False)),
-        "n_atoms": reader.n_atoms,
-        **reader.summary(),  # element counts, unseen elements allowed, atoms left out, box rule
-        "n_residues": len(reader.residue_labels),
-        "pool": featurizer.pool,
-        "reduce": featurizer.reduce,
-        "features": featurizer.features,
-        "layers": list(featurizer.layer_indices),  # 0-based interaction layers, output order
-        "n_layers": featurizer.n_layers,
-        "precision": featurizer.dtype,
-        "pbc": featurizer.pbc,
-        "start": start,
-        "stop": stop,
-        "stride": stride,
-        "frames": len(frames),
-    }
-
-
-def input_identity(reader: TrajectoryReader, trajectory: str | os.PathLike | None,
-                   topology: str | os.PathLike | None) -> dict[str, Any]:
-    """``{"trajectory": ..., "topology": ...}`` identities (see :mod:`geomfeat.identity`).
-
-    The trajectory's also records the number of frames read (``reader.n_frames_total``).
-    """
-    inputs: dict[str, Any] = {}
-    if trajectory is not None:
-        inputs["trajectory"] = {**file_identity(trajectory), "frames": reader.n_frames_total}
-    if topology is not None:
-        inputs["topology"] = file_identity(topology)
-    return inputs
-
-
-def box_applied(featurizer: GeomFeaturizer, reader: TrajectoryReader, frames: range) -> bool:
-    """Whether periodic boxes enter the neighbour lists: ``pbc`` and a cell on the first frame."""
-    if not featurizer.pbc or len(frames) == 0:
-        return False
-    return next(reader.iter_batches(1, frames[:1])).boxes is not None
-
-
 def _settings_changes(recorded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     changes = [f"{key} {recorded.get(key)!r} → {value!r}" for key, value in expected.items()
                if key not in RECORDED_ONLY and key != "shape" and recorded.get(key) != value]
@@ -302,47 +245,6 @@ def partial_path(out: str | os.PathLike) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
-def plan_output(featurizer: GeomFeaturizer, reader: TrajectoryReader, out: str | os.PathLike,
-                *, start: int | None = None, stop: int | None = None,
-                stride: int | None = None, overwrite: bool = False,
-                inputs: dict[str, Any] | None = None,
-                overwrite_flag: str = "overwrite=True") -> dict[str, Any] | None:
-    """The settings ``out`` will be written with, or ``None`` if it is already complete.
-
-    Parameters
-    ----------
-    inputs : dict, optional
-        Identity of the input files (:func:`input_identity`): recorded in the sidecar, and an
-        existing output made from other files is not complete.
-    overwrite_flag : str
-        How messages spell the option that allows replacing (``"--overwrite"`` for the CLI).
-
-    Raises
-    ------
-    InputError
-        If the frame slice selects no frames.
-    OutputError
-        If ``out`` exists and is unreadable, was made with other settings or inputs, or was not
-        made by geomfeat, and not ``overwrite``. The message says which, and what differs.
-    """
-    out = Path(out)
-    check_destination(out)
-    frames = reader.frame_indices(start, stop, stride)
-    if len(frames) == 0:
-        n = reader.n_frames_total
-        raise InputError(f"start={start}, stop={stop}, stride={stride} select no frames of "
-                         f"{reader.source}, which has {n} frame{'s' * (n != 1)}")
-    expected = settings(featurizer, reader, frames, start, stop, stride)
-    if inputs:
-        expected["inputs"] = inputs
-    problem = existing_output_problem(out, expected)
-    if problem is None:
-        return None
-    if problem and not overwrite:
-        raise OutputError(f"{problem}; remove it or pass {overwrite_flag}")
-    return expected
-
-
 def create_partial(out: str | os.PathLike, shape: Sequence[int]) -> Path:
     """Create (or truncate) ``out``'s ``.partial`` file as a float32 ``.npy`` of ``shape``.
 
@@ -365,19 +267,16 @@ def create_partial(out: str | os.PathLike, shape: Sequence[int]) -> Path:
     return tmp
 
 
-def fill_partial(featurizer: GeomFeaturizer, reader: TrajectoryReader, tmp: str | os.PathLike,
-                 frames: range, part: range, batch_size: int,
-                 on_batch: Callable[[int], None] | None = None) -> None:
-    """Embed ``frames[part]`` into rows ``part`` of the ``.partial`` file ``tmp``.
+def write_rows(tmp: str | os.PathLike, batches: Iterable[np.ndarray], part: range,
+               on_batch: Callable[[int], None] | None = None) -> None:
+    """Write ``batches`` (consecutive rows) into rows ``part`` of the ``.partial`` file ``tmp``.
 
-    ``part.start`` must be a multiple of ``batch_size`` for the rows to come out bit for bit as
-    in one pass over ``frames`` (see :meth:`GeomFeaturizer.resolve_batch_size`). Rows are
-    written with positioned writes of exactly their bytes, not through a memory map: parts of
-    one file filled by workers on different hosts of a network file system would otherwise
-    write back whole pages and could overwrite each other's rows where they share a page.
-    Every write is checked (short writes are continued, a full disk raises
+    Rows are written with positioned writes of exactly their bytes, not through a memory map:
+    parts of one file filled by workers on different hosts of a network file system would
+    otherwise write back whole pages and could overwrite each other's rows where they share a
+    page. Every write is checked (short writes are continued, a full disk raises
     :class:`OutputError` naming the file and the free space) and flushed with ``fsync``.
-
+    ``on_batch`` is called with the number of rows of each batch written.
     """
     tmp = Path(tmp)
     what = f"{tmp.name.removeprefix('.').removesuffix('.partial')} (in {tmp})"
@@ -387,8 +286,7 @@ def fill_partial(featurizer: GeomFeaturizer, reader: TrajectoryReader, tmp: str 
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
     with open(tmp, "r+b") as handle:
         row = part.start
-        for _, batch in featurizer.iter_embeddings(reader, frames[part.start : part.stop],
-                                                   batch_size=batch_size):
+        for batch in batches:
             data = np.ascontiguousarray(batch, dtype=dtype)
             if data.shape[1:] != tuple(shape[1:]):
                 raise ValueError(f"{tmp}: rows of shape {data.shape[1:]} do not fit {shape}")

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .cache import cache_dir
 from .elements import symbol
 from .errors import UnknownModelError
 
@@ -111,8 +112,6 @@ LOCAL_MODELS = "local-models"
 
 def local_models_dir() -> Path:
     """Folder of local model cards: ``<cache>/local-models`` (see :func:`geomfeat.cache_dir`)."""
-    from .download import cache_dir
-
     return cache_dir() / LOCAL_MODELS
 
 

@@ -29,6 +29,11 @@ listed of each name at each residue position is kept (mdtraj's rule), on both pa
 On the MDAnalysis path, what its readers leave out of some formats is read by
 :mod:`geomfeat.formats` so that both paths agree: a multi-model PDB's single CRYST1, an Amber
 restart's box line, an XTC file's cut-off last frame (left out, with a warning).
+
+Size: three readers (mdtraj, MDAnalysis, arrays) behind one interface, with the selection
+and element resolution they share, the MDAnalysis readers' file quirks and the universe
+loader; it could be split into one module per toolkit (readers/mdtraj.py, ...), which was left
+for a later change because several in-flight changes edit these readers (issue 21).
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 from geomfeat import GeomFeaturizer, embed_many
-from geomfeat.cli import Terminated, interrupts_not_lost, main
+from geomfeat.cli import main
 from geomfeat.errors import OutputError, OutputLockedError
+from geomfeat.interrupts import Terminated, interrupts_not_lost
 from geomfeat.locks import hold, lock_path
 from geomfeat.sanity import quiet_failed_readers
 

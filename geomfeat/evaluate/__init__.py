@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "CompareResult": ".protocol", "compare": ".protocol",
+    "CompareResult": ".result", "compare": ".protocol",
     "Lag": ".lags", "parse_lag": ".lags", "parse_lags": ".lags",
     "Split": ".splits", "make_split": ".splits",
     "VAMPNetRecipe": ".recipe",

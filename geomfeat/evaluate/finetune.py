@@ -285,14 +285,14 @@ class LayerCache:
 
 
 def _batches(featurizer: Any, reader: Any, frames: range, batch_size: int | None):
-    from ..featurizer import _check_box, _check_finite
+    from ..frame_checks import check_box, check_finite
 
     if batch_size is None:
         batch_size = featurizer.resolve_batch_size(reader, frames)
     for batch in reader.iter_batches(batch_size, frames):
-        _check_finite(batch.positions, batch.frames, reader.source)
+        check_finite(batch.positions, batch.frames, reader.source)
         if batch.boxes is not None and featurizer.pbc:
-            _check_box(batch.boxes, featurizer.card.cutoff, batch.frames, reader.source)
+            check_box(batch.boxes, featurizer.card.cutoff, batch.frames, reader.source)
         yield batch.frames, batch
 
 

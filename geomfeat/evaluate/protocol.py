@@ -24,7 +24,6 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from .lags import Lag, parse_lags
 from .linear import vamp_fit, vamp_scores
 from .preflight import block_length, check_lags, resolve_device
 from .recipe import VAMPNetRecipe
+from .result import CompareResult
 from .splits import Split, make_split, pieces_of, standardizer
 from .stats import paired, summary
 from .vampnet import train_vampnet, transform
@@ -51,48 +51,6 @@ __all__ = ["DEFAULT_FEATURES", "CompareResult", "compare", "score_feature_set"]
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class CompareResult:
-    """Scores of a comparison; ``report`` is the JSON-ready dict (every setting and score).
-
-    ``outputs`` (for plots, not in the JSON): per feature set, the seed-0 projections used by
-    the free-energy and implied-timescale plots.
-    """
-
-    report: dict
-    outputs: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def feature_sets(self) -> list[str]:
-        return list(self.report["feature_sets"])
-
-    def score(self, feature_set: str, lag: int | str, model: str = "vampnet") -> dict:
-        """Test VAMP-2 summary (mean, sd, n, values) of ``model`` ("vampnet" or "linear",
-        the largest k) at ``lag`` (frames or its text)."""
-        key = self._lag_key(lag)
-        entry = self.report["scores"][feature_set][key]
-        if model == "vampnet":
-            return entry["vampnet"]["summary"]
-        return entry["linear"]["summary"][str(max(self.report["linear_dims"]))]
-
-    def _lag_key(self, lag: int | str) -> str:
-        for d in self.report["lags"]:
-            if str(lag) in (d["text"], str(d["frames"])):
-                return str(d["frames"])
-        raise KeyError(f"lag {lag!r} not in {[d['text'] for d in self.report['lags']]}")
-
-    def markdown(self) -> str:
-        from .report import markdown
-
-        return markdown(self.report)
-
-    def save(self, out: str | os.PathLike, name: str = "compare") -> list[Path]:
-        """Write ``NAME.json``, ``NAME.md`` and the plots into folder ``out``."""
-        from .report import write_report
-
-        return write_report(self, Path(out), name)
 
 
 def score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *, dims: Sequence[int],

@@ -49,7 +49,7 @@ def readout_cache_dir(cache: str | os.PathLike | None = None) -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
-    from ..download import cache_dir
+    from ..cache import cache_dir
 
     return cache_dir() / "evaluate"
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .protocol import CompareResult
+    from .result import CompareResult
 
 __all__ = ["markdown", "write_report"]
 

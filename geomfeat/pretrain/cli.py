@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             result = pretrain(sources, args.output, config, name=args.name, resume=args.resume,
                               progress=not args.quiet, install=args.install, wait=args.wait)
     except PretrainInterrupted as exc:  # exit status 130 (Ctrl-C) or 143 (SIGTERM), as embed
-        from ..cli import Terminated
+        from ..interrupts import Terminated
 
         stop = Terminated() if isinstance(exc.cause, Terminated) else KeyboardInterrupt()
         stop.add_note(str(exc))

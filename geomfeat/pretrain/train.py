@@ -19,6 +19,12 @@ Output folder ``OUT``:
 
 One run at a time writes ``OUT``: a run holds the lock ``.OUT.lock`` beside the folder
 (:mod:`geomfeat.locks`) and a second one fails naming the holder, or waits (``wait=True``).
+
+Size: the settings dataclass with their validation, the Lightning trainer set-up, the resume
+checks and the outputs of one run; the loss log, the resume state, the model card and the
+task are already modules of their own (:mod:`~geomfeat.pretrain.losslog`,
+:mod:`~geomfeat.pretrain.resume`, :mod:`~geomfeat.pretrain.card`,
+:mod:`~geomfeat.pretrain.task`).
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ class PretrainInterrupted(GeomfeatError):
     Attributes
     ----------
     cause : BaseException or None
-        What stopped it (a ``KeyboardInterrupt``; SIGTERM: :class:`geomfeat.cli.Terminated`).
+        What stopped it (a ``KeyboardInterrupt``; SIGTERM: :class:`geomfeat.interrupts.Terminated`).
     """
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
