@@ -47,7 +47,6 @@ PREFETCH_BATCHES = 1
 CPU_COMPILE_MIN_EDGES = 5_000_000
 
 
-
 class GeomFeaturizer(Transformer, Model):
     r"""Embed MD frames with a frozen pre-trained geometric GNN.
 
