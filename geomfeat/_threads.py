@@ -21,19 +21,18 @@ depend on it at the 1e-6 level, and sidecars record it.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 __all__ = ["auto_threads", "cgroup_cpu_limit", "cpu_limit", "default_threads",
-           "default_threads_on_cpu", "prefer_passive_wait", "torch_threads"]
+           "prefer_passive_wait", "torch_threads"]
 
 T = TypeVar("T")
 
@@ -198,17 +197,6 @@ def auto_threads(device_type: str = "cpu") -> int | None:
     if torch.get_num_threads() not in {len(_affinity()), _START_CORES, os.cpu_count()}:
         return None
     return default_threads()
-
-
-def default_threads_on_cpu(method: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a method of an object with a ``torch_device`` to run with :func:`auto_threads`."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
-        with torch_threads(auto_threads(self.torch_device.type)):
-            return method(self, *args, **kwargs)
-
-    return wrapper
 
 
 @contextmanager

@@ -1,4 +1,9 @@
-"""``GeomFeaturizer``: frozen pre-trained encoder embeddings of MD frames, deeptime style."""
+"""``GeomFeaturizer``: frozen pre-trained encoder embeddings of MD frames, deeptime style.
+
+Size: one public estimator class, about a third of it numpy docstrings; batch sizing, precision
+modes and input checks already live in :mod:`~geomfeat.batching`, :mod:`~geomfeat.precision` and
+:mod:`~geomfeat.frame_checks`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import torch
 from deeptime.base import Model, Transformer
 from tqdm.auto import tqdm
 
-from ._threads import default_threads_on_cpu
+from ._threads import auto_threads, torch_threads
 from .batching import budget_bytes, frames_per_batch
 from .devices import check_available, parse_device
 from .encoders import ARCHITECTURES, Encoder, Layers, load_encoder, resolve_layers
@@ -396,8 +401,6 @@ class GeomFeaturizer(Transformer, Model):
                 check_box(batch.boxes, self.card.cutoff, batch.frames, reader.source)
             yield batch
 
-    @default_threads_on_cpu  # unless the caller chose (see geomfeat._threads)
-    @torch.inference_mode()
     def embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
                         boxes: np.ndarray | None = None) -> np.ndarray:
         """Embed one batch of ``reader``'s atoms.
@@ -411,6 +414,12 @@ class GeomFeaturizer(Transformer, Model):
         boxes : ndarray, shape (B, 3, 3), optional
             Periodic boxes (rows are box vectors, Å) for minimum-image neighbour lists.
         """
+        with torch_threads(auto_threads(self.torch_device.type)):  # unless the caller chose
+            return self._embed_positions(positions, reader, boxes)
+
+    @torch.inference_mode()
+    def _embed_positions(self, positions: np.ndarray, reader: TrajectoryReader,
+                         boxes: np.ndarray | None) -> np.ndarray:
         encoder = self.encoder
         device, dtype = self.torch_device, _DTYPES[self.dtype]
         pos = torch.tensor(positions, dtype=dtype, device=device)  # copies: inputs may be read-only
