@@ -77,6 +77,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     p.add_argument("--cache", default=None, help="folder of cached encoder readouts")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    from .selection_cli import add_selection_arguments
+
+    add_selection_arguments(p)
     return p
 
 
@@ -86,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     from .protocol import compare
     from .recipe import VAMPNetRecipe
 
+    if getattr(args, "select_features", False):
+        from .selection_cli import run_selection
+
+        return run_selection(args)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise GeomfeatError(f"-o {out}: exists and is not a folder")
