@@ -27,7 +27,8 @@ import numpy as np
 from .linear import vamp_fit
 
 __all__ = ["EXACT_MAX", "FRAMES_PER_DIM", "Reduction", "dimension_grid", "fit_pca",
-           "fit_reduction", "validation_vamp2"]
+           "fit_reduction", "lagged_covariances", "sub_covariances", "validation_vamp2",
+           "vamp2_from_covariances"]
 
 #: Up to this many features the PCA is exact (covariance eigen-decomposition).
 EXACT_MAX = 2048
@@ -84,6 +85,47 @@ def _pca(z: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return vt.T, s ** 2 / max(1, len(z) - 1)
 
 
+def lagged_covariances(pieces: Sequence[np.ndarray], lag: int):
+    """deeptime ``CovarianceModel`` (C00, C0t, Ctt, means) of the time-lagged pairs inside
+    every piece, as deeptime's ``VAMP`` estimates it from time series.
+
+    Raises
+    ------
+    ValueError
+        No piece is longer than ``lag``.
+    """
+    from deeptime.decomposition import VAMP
+
+    flat = [np.asarray(p, dtype=np.float64).reshape(len(p), -1) for p in pieces]
+    x0 = [p[:-lag] for p in flat if len(p) > lag]
+    if not x0:
+        raise ValueError(f"no piece is longer than the lag time {lag}")
+    xt = [p[lag:] for p in flat if len(p) > lag]
+    est = VAMP.covariance_estimator(lagtime=int(lag))
+    return est.partial_fit((np.concatenate(x0), np.concatenate(xt))).fetch_model()
+
+
+def sub_covariances(cov, index: np.ndarray):
+    """The covariances of the features ``index`` only (a ``CovarianceModel``)."""
+    from deeptime.covariance import CovarianceModel
+
+    ix = np.ix_(index, index)
+    return CovarianceModel(cov.cov_00[ix], cov.cov_0t[ix], cov.cov_tt[ix], cov.mean_0[index],
+                           cov.mean_t[index], cov.bessels_correction, cov.symmetrized,
+                           cov.lagtime, cov.data_mean_removed)
+
+
+def vamp2_from_covariances(train, held_out, k: int) -> float:
+    """VAMP-2 (dimension ``k``) of VAMP fitted on the ``train`` covariances, scored against
+    the ``held_out`` covariances: the same number as :func:`validation_vamp2` on the data."""
+    from deeptime.decomposition import VAMP
+
+    model = VAMP(lagtime=train.lagtime).fit_from_covariances(train).fetch_model()
+    test = VAMP(lagtime=train.lagtime).fit_from_covariances(held_out).fetch_model()
+    rank = len(model.singular_values)
+    return float(model.score(r=2, test_model=test, dim=min(int(k), rank)))
+
+
 def validation_vamp2(train: Sequence[np.ndarray], val: Sequence[np.ndarray], lag: int,
                      k: int) -> float:
     """VAMP-2 (dimension ``k``) of linear VAMP fitted on ``train``, scored on ``val``."""
@@ -136,13 +178,14 @@ def fit_reduction(train: Sequence[np.ndarray], val: Sequence[np.ndarray], lag: i
     grid = dimension_grid(int(np.prod(np.shape(train[0])[1:])), n_train, max_dim)
     red = fit_pca(train, grid[-1], seed)
     grid = [m for m in grid if m <= red.dim] or [red.dim]
-    t_train = [red.transform(p, grid[-1]) for p in train]
-    t_val = [red.transform(p, grid[-1]) for p in val]
+    c_train = lagged_covariances([red.transform(p, grid[-1]) for p in train], lag)
+    c_val = lagged_covariances([red.transform(p, grid[-1]) for p in val], lag)
     scores = {}
-    for m in grid:
+    for m in grid:  # nested components: the covariances of the first m are sub-blocks
+        idx = np.arange(m)
         try:
-            scores[m] = validation_vamp2([t[:, :m] for t in t_train], [t[:, :m] for t in t_val],
-                                         lag, k)
+            scores[m] = vamp2_from_covariances(sub_covariances(c_train, idx),
+                                               sub_covariances(c_val, idx), k)
         except (ValueError, np.linalg.LinAlgError):
             scores[m] = float("-inf")
     red.dim = max(scores, key=lambda m: (scores[m], -m))

@@ -34,7 +34,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .recipe import VAMPNetRecipe
-from .reduce import FRAMES_PER_DIM, Reduction, fit_reduction, validation_vamp2
+from .reduce import (
+    FRAMES_PER_DIM,
+    Reduction,
+    fit_reduction,
+    lagged_covariances,
+    sub_covariances,
+    vamp2_from_covariances,
+)
 from .splits import Split, pieces_of
 from .stats import paired, summary
 
@@ -108,6 +115,25 @@ class Selector:
             log(f"{name}: reduced to {[r.dim for r in reds]} dimensions (per seed) "
                 f"[{self.seconds[name]:.1f} s]")
         self._val: dict[tuple[str, ...], list[float]] = {}
+        self._cov: dict[tuple[str, int], object] = {}
+
+    def _covariances(self, part: str, s: int):
+        """Covariances of all families' blocks together on one part of split ``s`` (cached);
+        a set's covariances are sub-blocks of these."""
+        if (part, s) not in self._cov:
+            self._cov[part, s] = lagged_covariances(
+                pieces_of(self._set(self.names, s), self.splits[s].part(part)), self.lag)
+        return self._cov[part, s]
+
+    def _index(self, names: Sequence[str], s: int) -> np.ndarray:
+        offsets = np.cumsum([0] + [self.reductions[n][s].dim for n in self.names])
+        return np.concatenate([np.arange(offsets[i], offsets[i + 1])
+                               for i in (self.names.index(n) for n in names)])
+
+    def _score(self, names: Sequence[str], part: str) -> list[float]:
+        return [vamp2_from_covariances(sub_covariances(self._covariances("train", s), idx),
+                                       sub_covariances(self._covariances(part, s), idx), self.k)
+                for s in range(len(self.splits)) for idx in [self._index(names, s)]]
 
     def dims(self, names: Sequence[str]) -> list[int]:
         """Reduced dimension of a set, per seed."""
@@ -121,17 +147,12 @@ class Selector:
         """Validation VAMP-2 of a set, per seed (cached)."""
         key = tuple(names)
         if key not in self._val:
-            self._val[key] = [
-                validation_vamp2(pieces_of(x, sp.train), pieces_of(x, sp.validation),
-                                 self.lag, self.k)
-                for s, sp in enumerate(self.splits) for x in [self._set(names, s)]]
+            self._val[key] = self._score(names, "validation")
         return self._val[key]
 
     def test_scores(self, names: Sequence[str]) -> list[float]:
         """Test VAMP-2 of a set, per seed: the only method that reads the test part."""
-        return [validation_vamp2(pieces_of(x, sp.train), pieces_of(x, sp.test), self.lag,
-                                 self.k)
-                for s, sp in enumerate(self.splits) for x in [self._set(names, s)]]
+        return self._score(names, "test")
 
     def forward(self, *, noise: float = 1.0, max_set: int = 4) -> dict:
         """Forward selection (module docstring); returns the JSON-ready record."""
