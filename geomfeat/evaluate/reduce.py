@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .linear import vamp_fit
-
 __all__ = ["EXACT_MAX", "FRAMES_PER_DIM", "Reduction", "dimension_grid", "fit_pca",
            "fit_reduction", "lagged_covariances", "sub_covariances", "validation_vamp2",
            "vamp2_from_covariances"]
@@ -87,22 +85,32 @@ def _pca(z: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def lagged_covariances(pieces: Sequence[np.ndarray], lag: int):
     """deeptime ``CovarianceModel`` (C00, C0t, Ctt, means) of the time-lagged pairs inside
-    every piece, as deeptime's ``VAMP`` estimates it from time series.
+    every piece: the same matrices as deeptime's ``VAMP`` estimates from time series (means
+    removed, divided by the number of pairs), computed with two matrix products (deeptime's
+    running-moment estimator is ~30× slower on 400 features).
 
     Raises
     ------
     ValueError
-        No piece is longer than ``lag``.
+        No piece is longer than ``lag``, or a non-finite value.
     """
-    from deeptime.decomposition import VAMP
+    from deeptime.covariance import CovarianceModel
 
     flat = [np.asarray(p, dtype=np.float64).reshape(len(p), -1) for p in pieces]
     x0 = [p[:-lag] for p in flat if len(p) > lag]
     if not x0:
         raise ValueError(f"no piece is longer than the lag time {lag}")
-    xt = [p[lag:] for p in flat if len(p) > lag]
-    est = VAMP.covariance_estimator(lagtime=int(lag))
-    return est.partial_fit((np.concatenate(x0), np.concatenate(xt))).fetch_model()
+    a = np.concatenate(x0)
+    b = np.concatenate([p[lag:] for p in flat if len(p) > lag])
+    m0, mt = a.mean(0), b.mean(0)
+    if not (np.isfinite(m0).all() and np.isfinite(mt).all()):
+        raise ValueError("non-finite feature values")
+    a -= m0
+    b -= mt
+    n = len(a)
+    return CovarianceModel(a.T @ a / n, a.T @ b / n, b.T @ b / n, m0, mt,
+                           bessels_correction=False, symmetrized=False, lagtime=int(lag),
+                           data_mean_removed=True)
 
 
 def sub_covariances(cov, index: np.ndarray):
@@ -129,9 +137,7 @@ def vamp2_from_covariances(train, held_out, k: int) -> float:
 def validation_vamp2(train: Sequence[np.ndarray], val: Sequence[np.ndarray], lag: int,
                      k: int) -> float:
     """VAMP-2 (dimension ``k``) of linear VAMP fitted on ``train``, scored on ``val``."""
-    model = vamp_fit(train, lag)
-    rank = len(model.singular_values)
-    return float(model.score(r=2, test_model=vamp_fit(val, lag), dim=min(int(k), rank)))
+    return vamp2_from_covariances(lagged_covariances(train, lag), lagged_covariances(val, lag), k)
 
 
 def fit_pca(frames: Sequence[np.ndarray], n: int, seed: int = 0) -> Reduction:
