@@ -89,6 +89,7 @@ def test_forward_selection_adds_the_second_slow_process_and_not_the_noise():
     assert sorted(record["chosen"]) == ["a", "b"]
     assert record["steps"][-1]["accepted"] is False  # + noise did not help
     assert record["runner_up"] not in (None, record["name"])
+    assert max(sel.dims(record["chosen"])) <= record["max_reduced_dims"]
 
 
 def test_selection_never_reads_the_test_part():

@@ -161,8 +161,8 @@ class Selector:
         current: list[float] | None = None
         steps = []
         while len(chosen) < max_set:
-            cands = [n for n in self.names if n not in chosen
-                     and max(self.dims([*chosen, n])) <= max(max_dim, 1)]
+            cands = [n for n in self.names if n not in chosen  # a single family always fits
+                     and (not chosen or max(self.dims([*chosen, n])) <= max(max_dim, 1))]
             if not cands:
                 break
             trial = {n: self.val_scores([*chosen, n]) for n in cands}
