@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -129,9 +130,10 @@ def vamp2_from_covariances(train, held_out, k: int) -> float:
     from deeptime.decomposition import VAMP
 
     model = VAMP(lagtime=train.lagtime).fit_from_covariances(train).fetch_model()
-    test = VAMP(lagtime=train.lagtime).fit_from_covariances(held_out).fetch_model()
     rank = len(model.singular_values)
-    return float(model.score(r=2, test_model=test, dim=min(int(k), rank)))
+    # deeptime's score reads only the test model's covariances (``.cov``): no decomposition
+    return float(model.score(r=2, test_model=SimpleNamespace(cov=held_out),
+                             dim=min(int(k), rank)))
 
 
 def validation_vamp2(train: Sequence[np.ndarray], val: Sequence[np.ndarray], lag: int,
