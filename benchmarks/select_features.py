@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("system", choices=sorted(SYSTEMS))
     p.add_argument("--lag", required=True)
     p.add_argument("--models", nargs="+", default=["visnet-denali"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--max-set", type=int, default=3)
     p.add_argument("--cache", default=None, help="folder of cached encoder readouts")
     p.add_argument("--out", type=Path, default=RESULTS)

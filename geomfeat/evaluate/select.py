@@ -90,12 +90,15 @@ class Selector:
         Lag time in frames.
     k : int
         VAMP-2 output dimension.
+    max_dim : int, optional
+        Largest PCA dimension tried per family.
     log : callable
         Progress messages.
     """
 
     def __init__(self, data: dict[str, list[np.ndarray]], splits: Sequence[Split], lag: int, *,
-                 k: int = 4, log: Callable[[str], None] = lambda s: None) -> None:
+                 k: int = 4, max_dim: int | None = None,
+                 log: Callable[[str], None] = lambda s: None) -> None:
         import time
 
         self.names, self.splits, self.lag, self.k = list(data), list(splits), int(lag), k
@@ -107,7 +110,7 @@ class Selector:
             reds, blocks = [], []
             for sp in self.splits:
                 red = fit_reduction(pieces_of(arrays, sp.train), pieces_of(arrays, sp.validation),
-                                    lag, k=k, seed=sp.seed)
+                                    lag, k=k, max_dim=max_dim, seed=sp.seed)
                 reds.append(red)
                 blocks.append([red.transform(x) for x in arrays])
             self.reductions[name], self.blocks[name] = reds, blocks

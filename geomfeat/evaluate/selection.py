@@ -28,7 +28,10 @@ from .recipe import VAMPNetRecipe
 from .select import Selector, final_features, inner_splits
 from .splits import make_split
 
-__all__ = ["SelectionResult", "select_features"]
+__all__ = ["DEFAULT_MAX_PCA", "SelectionResult", "select_features"]
+
+#: Largest PCA dimension tried per family.
+DEFAULT_MAX_PCA = 256
 
 
 def _log(msg: str) -> None:
@@ -66,6 +69,7 @@ def select_features(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] |
                     n_blocks: int = 10, val_fraction: float = 0.2, test_fraction: float = 0.2,
                     stride: int = 1, timestep: float | None = None, k: int = 4,
                     noise: float = 1.0, max_set: int = 4, max_dims: int = DEFAULT_MAX_DIMS,
+                    max_pca: int = DEFAULT_MAX_PCA,
                     vampnet: VAMPNetRecipe | None = None, select: str = "heavy",
                     reduce: str = "sum", cache: str | os.PathLike | None = None,
                     device: str = "cpu", out: str | os.PathLike | None = None,
@@ -101,6 +105,8 @@ def select_features(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] |
     max_dims : int
         Budget: features per frame of any family (pair families above it are subsampled,
         other families left out).
+    max_pca : int
+        Largest PCA dimension tried per family (the dimension itself is chosen on validation).
     vampnet : VAMPNetRecipe, optional
         Train VAMPNets on the finalists (choice and runner-up); None: linear only.
     select, reduce, cache, device
@@ -148,7 +154,7 @@ def select_features(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] |
     sets, embedding = build_feature_sets([f.spec for f in fams], data, select=select,
                                          reduce=reduce, cache=cache, device=device, log=log)
     arrays = {n: fs.data for n, fs in sets.items()}
-    selector = Selector(arrays, splits, int(lag_), k=k, log=log)
+    selector = Selector(arrays, splits, int(lag_), k=k, max_dim=max_pca, log=log)
     record = selector.forward(noise=noise, max_set=max_set)
     log(f"chosen on validation: {record['name']} (runner-up {record['runner_up']})")
     stage = None
@@ -171,7 +177,8 @@ def select_features(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] |
         "settings": {"seeds": list(seeds), "test_seed": test_seed, "split": split,
                      "n_blocks": n_blocks, "val_fraction": val_fraction,
                      "test_fraction": test_fraction, "stride": stride, "k": k, "noise": noise,
-                     "max_set": max_set, "max_dims": max_dims, "select": select,
+                     "max_set": max_set, "max_dims": max_dims, "max_pca": max_pca,
+                     "select": select,
                      "reduce": reduce, "models": list(models or []),
                      "vampnet": vampnet.as_dict() if vampnet is not None else None,
                      "threads": torch.get_num_threads()},

@@ -41,6 +41,8 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-dims", type=_positive_int, default=DEFAULT_MAX_DIMS,
                    help=f"budget: features per frame of a family; pair families above it are "
                         f"subsampled, others left out (default {DEFAULT_MAX_DIMS})")
+    g.add_argument("--max-pca", type=_positive_int, default=256,
+                   help="largest PCA dimension tried per family (default 256)")
     g.add_argument("--max-set", type=_positive_int, default=4,
                    help="most families in the chosen set (default 4)")
     g.add_argument("--noise", type=_positive_float, default=1.0,
@@ -86,7 +88,8 @@ def run_selection(args: argparse.Namespace) -> int:
             split=args.split, n_blocks=args.n_blocks, val_fraction=args.val_fraction,
             test_fraction=args.test_fraction, stride=args.stride, timestep=args.timestep,
             k=args.linear_k or VAMPNetRecipe().n_states - 1, noise=args.noise,
-            max_set=args.max_set, max_dims=args.max_dims, vampnet=recipe,
+            max_set=args.max_set, max_dims=args.max_dims, max_pca=args.max_pca,
+            vampnet=recipe,
             select=args.select, reduce=args.reduce, cache=args.cache, device=args.device,
             out=out, name=name, write_features=not args.no_feature_files,
             log=None if args.quiet else _stderr,
