@@ -120,10 +120,12 @@ def test_selection_is_deterministic_for_a_seed():
     assert other["validation"] != first["validation"]  # other seeds, other deals
 
 
-def test_max_set_bounds_the_chosen_set():
+def test_max_set_and_max_dim_bound_the_chosen_set():
     data = families_data()
     record = Selector(data, splits_for(data), 2).forward(max_set=1)
     assert len(record["chosen"]) == 1 and len(record["steps"]) == 1
+    small = Selector(data, splits_for(data), 2, max_dim=2)
+    assert all(r.dim <= 2 for reds in small.reductions.values() for r in reds)
 
 
 # ----------------------------------------------------------------------------- high dimensions
