@@ -5,10 +5,13 @@ Parts. One **test** part is dealt once (:func:`~geomfeat.evaluate.splits.make_sp
 training and validation (:func:`inner_splits`). So the seeds measure how much a choice depends
 on the training data, and no frame that any seed trains or validates on is a test frame.
 
-Per seed and family, the family is reduced on the training part
-(:func:`~geomfeat.evaluate.reduce.fit_reduction`: standardisation, PCA, dimension chosen on
-validation). A *set* of families is the concatenation of their reduced blocks; its score is the
-**validation** VAMP-2 of linear VAMP fitted on the training part (output dimension ``k``).
+Per seed and family, the family is reduced on the training part alone
+(:func:`~geomfeat.evaluate.reduce.fit_reduction`: standardisation, PCA; the dimension chosen
+by VAMP-2 on a quarter of the training pieces held out from a fit on the rest,
+:func:`training_halves`; then the PCA refitted on the whole training part at that dimension).
+So the validation part is not used twice: it only scores sets. A *set* of families is the
+concatenation of their reduced blocks; its score is the **validation** VAMP-2 of linear VAMP
+fitted on the training part (output dimension ``k``).
 
 Forward selection (:class:`Selector`):
 
@@ -37,6 +40,7 @@ from .recipe import VAMPNetRecipe
 from .reduce import (
     FRAMES_PER_DIM,
     Reduction,
+    fit_pca,
     fit_reduction,
     lagged_covariances,
     sub_covariances,
@@ -45,7 +49,7 @@ from .reduce import (
 from .splits import Split, pieces_of
 from .stats import paired, summary
 
-__all__ = ["Selector", "final_features", "improves", "inner_splits"]
+__all__ = ["Selector", "final_features", "improves", "inner_splits", "training_halves"]
 
 
 def inner_splits(outer: Split, seeds: Sequence[int], val_fraction: float = 0.2) -> list[Split]:
@@ -67,6 +71,21 @@ def inner_splits(outer: Split, seeds: Sequence[int], val_fraction: float = 0.2) 
                          test=list(outer.test),
                          settings={**outer.settings, "test_seed": outer.seed}))
     return out
+
+
+def training_halves(train: Sequence[tuple[int, int, int]], seed: int
+                    ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """Split training pieces into those that fit a family's PCA and VAMP and a quarter (at
+    least one piece) that chooses its dimension, so the validation part only scores sets.
+
+    With a single training piece both are that piece.
+    """
+    if len(train) < 2:
+        return list(train), list(train)
+    n = max(1, round(len(train) / 4))
+    pick = set(np.random.default_rng([int(seed), 1]).permutation(len(train))[:n].tolist())
+    return ([p for i, p in enumerate(train) if i not in pick],
+            [p for i, p in enumerate(train) if i in pick])
 
 
 def improves(new: Sequence[float], old: Sequence[float], noise: float = 1.0) -> dict:
@@ -109,8 +128,12 @@ class Selector:
             t0 = time.perf_counter()
             reds, blocks = [], []
             for sp in self.splits:
-                red = fit_reduction(pieces_of(arrays, sp.train), pieces_of(arrays, sp.validation),
-                                    lag, k=k, max_dim=max_dim, seed=sp.seed)
+                fit, choose = training_halves(sp.train, sp.seed)
+                red = fit_reduction(pieces_of(arrays, fit), pieces_of(arrays, choose), lag, k=k,
+                                    max_dim=max_dim, seed=sp.seed)
+                full = fit_pca(pieces_of(arrays, sp.train), red.dim, seed=sp.seed)
+                full.val_scores = red.val_scores
+                red = full
                 reds.append(red)
                 blocks.append([red.transform(x) for x in arrays])
             self.reductions[name], self.blocks[name] = reds, blocks
