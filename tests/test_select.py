@@ -141,7 +141,7 @@ def test_fast_covariances_give_deeptimes_vamp2():
         vamp_scores(train, val, 3, [2])["2"], rel=1e-9)
 
 
-def test_pca_with_a_validation_chosen_dimension_keeps_many_noise_dims_from_collapsing():
+def test_pca_with_a_held_out_dimension_choice_keeps_many_noise_dims_from_collapsing():
     """2 slow processes spread over 600 dimensions, 600 noise dimensions, 720 training frames:
     linear VAMP of all of them scores about 1 on test (it fits noise); reduced, it does not."""
     rng = np.random.default_rng(1)

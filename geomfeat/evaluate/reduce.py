@@ -1,4 +1,4 @@
-"""One regularisation for every feature family: train-only PCA, dimension chosen on validation.
+"""One regularisation for every feature family: PCA, its dimension chosen on held-out pieces.
 
 Linear VAMP of many features overfits: with more dimensions than the training frames can
 support, the training model's singular functions fit noise and score ~1 (no kinetic
@@ -10,7 +10,9 @@ scored or combined:
    of the covariance up to :data:`EXACT_MAX` features, randomised SVD above, both seeded);
 3. keep the leading ``m`` components, ``m`` from a grid (1, 2, 4, ... up to
    ``n_train / FRAMES_PER_DIM`` and the family's own dimension), the ``m`` with the best
-   **validation** VAMP-2 of linear VAMP fitted on the training part.
+   **held-out** VAMP-2 of linear VAMP fitted on the training pieces (the selection holds out a
+   quarter of its training pieces for this, :func:`~geomfeat.evaluate.select.training_halves`,
+   so that its validation part only scores sets).
 
 The test part is not read by any step. The components are whitened (unit variance on the
 training frames), so a reduced family is a block of comparable coordinates that can be
@@ -167,7 +169,8 @@ def fit_reduction(train: Sequence[np.ndarray], val: Sequence[np.ndarray], lag: i
     Parameters
     ----------
     train, val : sequence of ndarray
-        Pieces ``(T_i, ...)`` of the training and validation parts (flattened per frame).
+        Pieces ``(T_i, ...)`` that fit the PCA and VAMP, and held-out pieces that choose the
+        dimension (flattened per frame).
     lag : int
         Lag time in frames.
     k : int

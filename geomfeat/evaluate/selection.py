@@ -106,7 +106,8 @@ def select_features(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] |
         Budget: features per frame of any family (pair families above it are subsampled,
         other families left out).
     max_pca : int
-        Largest PCA dimension tried per family (the dimension itself is chosen on validation).
+        Largest PCA dimension tried per family (the dimension is chosen inside the training
+        part).
     vampnet : VAMPNetRecipe, optional
         Train VAMPNets on the finalists (choice and runner-up); None: linear only.
     select, reduce, cache, device

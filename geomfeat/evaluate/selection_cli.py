@@ -24,7 +24,7 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "feature selection (--select-features)",
         "Forward selection of feature families by validation VAMP-2 (linear VAMP of each "
-        "family reduced by PCA, dimension chosen on validation; VAMPNets for the two "
+        "family reduced by PCA, dimension chosen inside the training part; VAMPNets for the two "
         "finalists unless --no-vampnet); the test part scores the choice and the single "
         "families once. Writes OUT/NAME.{json,md} and OUT/NAME_features/*.npy. Uses the first "
         "--lag only.")

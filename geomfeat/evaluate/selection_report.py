@@ -54,8 +54,9 @@ def markdown(report: dict) -> str:
              f"once (seed {cfg['test_seed']}, {sp['test']} frames) and read only after the "
              f"choice; training / validation re-dealt per seed {cfg['seeds']} ({sp['train']} / "
              f"{sp['validation']} frames). Every family: standardised, PCA on the training part, "
-             f"dimension chosen by validation VAMP-2; sets are concatenations of the reduced "
-             f"families, scored by linear VAMP-2 (k = {cfg['k']}; 1 = no kinetic information).",
+             f"dimension chosen on a quarter of the training blocks held out from the fit; "
+             f"sets are concatenations of the reduced families, scored by linear VAMP-2 "
+             f"(k = {cfg['k']}; 1 = no kinetic information).",
              "", "## Choice", "",
              f"**Chosen: `{sel['name']}`** (validation VAMP-2 "
              f"{_fmt(sel['validation'].get(sel['name']))}). Runner-up: "
