@@ -16,6 +16,10 @@ An unbiased comparison of feature sets for kinetic models of MD trajectories, as
 - :mod:`~geomfeat.evaluate.stats`     mean ± sd and paired comparisons between feature sets;
 - :mod:`~geomfeat.evaluate.report`    JSON, markdown and plots;
 - :mod:`~geomfeat.evaluate.protocol`  the whole protocol (:func:`compare`);
+- :mod:`~geomfeat.evaluate.families`  candidate feature families, sizes, a dimension budget;
+- :mod:`~geomfeat.evaluate.reduce`    train-only PCA, dimension chosen on validation;
+- :mod:`~geomfeat.evaluate.select`    forward selection of families by validation VAMP-2;
+- :mod:`~geomfeat.evaluate.selection` :func:`select_features` end to end (report, features);
 - :mod:`~geomfeat.evaluate.cli`       ``geomfeat compare`` argument parsing.
 
 Names are imported lazily (torch and deeptime load on first use).
@@ -29,12 +33,14 @@ from typing import Any
 __all__ = [
     "CompareResult",
     "Lag",
+    "SelectionResult",
     "Split",
     "VAMPNetRecipe",
     "compare",
     "make_split",
     "parse_lag",
     "parse_lags",
+    "select_features",
 ]
 
 _LAZY = {
@@ -42,6 +48,7 @@ _LAZY = {
     "Lag": ".lags", "parse_lag": ".lags", "parse_lags": ".lags",
     "Split": ".splits", "make_split": ".splits",
     "VAMPNetRecipe": ".recipe",
+    "SelectionResult": ".selection", "select_features": ".selection",
 }
 
 

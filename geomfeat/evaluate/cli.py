@@ -114,6 +114,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "$GEOMFEAT_CACHE/evaluate)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bars or messages (warnings and errors remain)")
+    from .selection_cli import add_selection_arguments
+
+    add_selection_arguments(p)
     return p
 
 
@@ -133,7 +136,11 @@ def run(args: argparse.Namespace) -> int:
     from .protocol import compare
     from .recipe import VAMPNetRecipe
 
-    top, trajs = _top_and_trajectories(args)
+    top, trajs = args.top, args.trajs = _top_and_trajectories(args)
+    if getattr(args, "select_features", False):
+        from .selection_cli import run_selection
+
+        return run_selection(args)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise GeomfeatError(f"-o {out}: exists and is not a folder")

@@ -26,6 +26,9 @@ Spec strings
     switching function ``1 / (1 + (d / 0.45 nm)^6)``.
 ``backbone-torsions``, ``sidechain-torsions``, ``torsions``
     sin and cos of every φ, ψ (backbone), χ1–χ4 (side chains), or both.
+``distances:N``, ``ca-distances:N``, ``contacts:N``
+    At most ``N`` of those pairs, evenly spaced through the sorted pair list (deterministic):
+    the affordable variant on large systems (all heavy-atom pairs of a protein do not fit).
 ``npy:PATH``
     User arrays: ``PATH`` is one ``.npy`` per trajectory given as a comma-separated list or as
     a pattern with ``{stem}`` (the trajectory file's name without suffix) or ``{i}`` (its
@@ -168,6 +171,8 @@ def load_trajectories(top: str | os.PathLike, paths: Sequence[str | os.PathLike]
 
 CLASSICAL = ("distances", "heavy-distances", "ca-distances", "contacts", "backbone-torsions",
              "sidechain-torsions", "torsions")
+#: Kinds that take ``:N`` (at most N pairs).
+PAIR_KINDS = ("distances", "heavy-distances", "ca-distances", "contacts")
 
 
 def parse_spec(spec: str) -> list[dict]:
@@ -195,6 +200,14 @@ def parse_spec(spec: str) -> list[dict]:
             continue
         if item in CLASSICAL:
             parts.append({"kind": "distances" if item == "heavy-distances" else item})
+            continue
+        name, _, count = item.partition(":")
+        if name in PAIR_KINDS and count:
+            if not count.isdigit() or int(count) < 1:
+                raise GeomfeatError(f"feature set {item!r}: {name}:N needs a number of pairs "
+                                    "N >= 1")
+            parts.append({"kind": "distances" if name == "heavy-distances" else name,
+                          "max_pairs": int(count)})
             continue
         model, *rest = item.split(":")
         try:
@@ -246,10 +259,19 @@ def _pairs(atoms: np.ndarray) -> np.ndarray:
     return np.stack([atoms[i], atoms[j]], 1)
 
 
-def _classical(kind: str, trajs: Trajectories) -> tuple[list[np.ndarray], str]:
+def _subsample(pairs: np.ndarray, max_pairs: int | None) -> np.ndarray:
+    """At most ``max_pairs`` rows of ``pairs``, evenly spaced (all when None or fewer)."""
+    if max_pairs is None or len(pairs) <= max_pairs:
+        return pairs
+    return pairs[np.unique(np.linspace(0, len(pairs) - 1, max_pairs).round().astype(int))]
+
+
+def _classical(kind: str, trajs: Trajectories, max_pairs: int | None = None
+               ) -> tuple[list[np.ndarray], str]:
     import mdtraj as md
 
     top = trajs.trajs[0].topology
+    of = "" if max_pairs is None else f" (at most {max_pairs}, evenly spaced)"
     if kind in ("distances", "ca-distances"):
         if kind == "distances":
             atoms = np.array([a.index for a in top.atoms
@@ -258,11 +280,11 @@ def _classical(kind: str, trajs: Trajectories) -> tuple[list[np.ndarray], str]:
         else:
             atoms = top.select("name CA")
             what = "Cα atoms"
-        pairs = _pairs(atoms)
+        pairs = _subsample(_pairs(atoms), max_pairs)
         if not len(pairs):
             raise GeomfeatError(f"feature set {kind}: fewer than two {what} in {trajs.top}")
         data = [md.compute_distances(t, pairs) for t in trajs.trajs]
-        return data, f"{len(pairs)} pairwise distances (nm) of {len(atoms)} {what}"
+        return data, f"{len(pairs)} pairwise distances{of} (nm) of {len(atoms)} {what}"
     if kind == "contacts":
         try:
             _, pairs = md.compute_contacts(trajs.trajs[0][:1], contacts="all",
@@ -272,11 +294,14 @@ def _classical(kind: str, trajs: Trajectories) -> tuple[list[np.ndarray], str]:
         if not len(pairs):
             raise GeomfeatError(f"feature set contacts: no residue pairs three or more residues "
                                 f"apart in {trajs.top}")
+        pairs = _subsample(np.asarray(pairs), max_pairs)
         data = []
-        for t in trajs.trajs:
-            d, _ = md.compute_contacts(t, contacts=pairs, scheme="closest-heavy")
+        for t in trajs.trajs:  # chunks of frames: mdtraj holds every atom pair of every frame
+            d = np.concatenate([md.compute_contacts(t[i:i + 256], contacts=pairs,
+                                                    scheme="closest-heavy")[0]
+                                for i in range(0, t.n_frames, 256)])
             data.append(1.0 / (1.0 + (d / CONTACT_R0_NM) ** 6))
-        return data, (f"{len(pairs)} residue contacts, closest heavy atoms, "
+        return data, (f"{len(pairs)} residue contacts{of}, closest heavy atoms, "
                       f"1/(1+(d/{CONTACT_R0_NM} nm)^6)")
     kinds = {"backbone-torsions": ("phi", "psi"),
              "sidechain-torsions": ("chi1", "chi2", "chi3", "chi4"),
@@ -389,7 +414,7 @@ def build_feature_sets(specs: Sequence[str], trajs: Trajectories, *, select: str
                     desc = (f"geomfeat {part['model']} select={select} pool={part['pool']} "
                             f"reduce={reduce} features={part['features']} layers={layers}")
                 else:
-                    data, desc = _classical(part["kind"], trajs)
+                    data, desc = _classical(part["kind"], trajs, part.get("max_pairs"))
                     data = [np.asarray(d, np.float32) for d in data]
                 done[key] = (data, desc)
             pieces.append(done[key][0])
