@@ -39,17 +39,17 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--extra-families", nargs="+", metavar="SPEC", default=[],
                    help="further candidates, e.g. npy:PATH ({stem} = trajectory name)")
     g.add_argument("--max-dims", type=_positive_int, default=DEFAULT_MAX_DIMS,
-                   help=f"budget: features per frame of a family; pair families above it are "
-                        f"subsampled, others left out (default {DEFAULT_MAX_DIMS})")
+                   help="budget: features per frame of a family; pair families above it are "
+                        "subsampled, others left out")
     g.add_argument("--max-pca", type=_positive_int, default=256,
-                   help="largest PCA dimension tried per family (default 256)")
+                   help="largest PCA dimension tried per family")
     g.add_argument("--max-set", type=_positive_int, default=4,
-                   help="most families in the chosen set (default 4)")
+                   help="most families in the chosen set")
     g.add_argument("--noise", type=_positive_float, default=1.0,
                    help="add a family when its mean validation gain > NOISE × sd of its "
-                        "per-seed gains (default 1)")
+                        "per-seed gains")
     g.add_argument("--test-seed", type=int, default=0,
-                   help="seed of the one test part (default 0)")
+                   help="seed of the one test part")
     g.add_argument("--no-feature-files", action="store_true",
                    help="do not write the chosen set's features as .npy")
 
