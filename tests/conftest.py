@@ -160,6 +160,39 @@ def universe(example_files):
     return quiet_universe(pdb, xtc)
 
 
+@pytest.fixture()
+def one_torch_thread():
+    """One torch thread for the test: tiny models are fastest so, and two threads spin on a
+    busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def mount_tmpfs(tmp_path):
+    """``mount_tmpfs(kib)``: a new tmpfs of ``kib`` KiB under ``tmp_path``, unmounted after the
+    test (needs root; skipped where mounting is not allowed)."""
+    import subprocess
+
+    mounts: list[Path] = []
+
+    def mount(kib: int) -> Path:
+        folder = tmp_path / f"tmpfs{len(mounts)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs",
+                                 str(folder)], capture_output=True)
+        if result.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounts.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounts:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
 def random_rotation(seed: int = 0) -> np.ndarray:
     """A proper rotation matrix (det +1) drawn uniformly."""
     q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))

@@ -29,12 +29,7 @@ TINY = VAMPNetRecipe(budget=300, batch_size=64, steps_per_epoch=3, max_epochs=2,
 ALA2 = [str(EXAMPLE / "ala2.pdb"), str(EXAMPLE / "ala2.xtc")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cli(tmp_path, *args: str) -> list[str]:

@@ -41,13 +41,7 @@ def labelled_trajs(lengths=(50, 37, 80)) -> list[np.ndarray]:
             for i, n in enumerate(lengths)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models are fastest so, and two threads spin on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def two_state_tokens(n: int = 600, seed: int = 0, n_trajs: int = 2) -> list[np.ndarray]:

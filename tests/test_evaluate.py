@@ -14,7 +14,6 @@ import json
 import mdtraj as md
 import numpy as np
 import pytest
-import torch
 from conftest import EXAMPLE
 
 from geomfeat.cli import main
@@ -31,12 +30,7 @@ TINY = VAMPNetRecipe(budget=300, batch_size=64, steps_per_epoch=4, max_epochs=3,
                      restarts=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def two_state(n: int = 400, n_trajs: int = 3, dim: int = 6, seed: int = 0) -> list[np.ndarray]:

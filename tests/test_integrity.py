@@ -150,18 +150,9 @@ def test_a_copied_input_is_the_same_input(runs, tmp_path, capsys, weights_url):
 
 # ---------------------------------------------------------------------------- 3. disk full
 @pytest.fixture()
-def small_tmpfs(tmp_path):
+def small_tmpfs(mount_tmpfs):
     """A 300 KiB tmpfs (needs root; skipped where mounting is not allowed)."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
-                            capture_output=True)
-    if result.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+    return mount_tmpfs(300)
 
 
 def test_a_full_disk_is_an_error_and_leaves_nothing_that_looks_complete(

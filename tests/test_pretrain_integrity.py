@@ -297,18 +297,9 @@ def test_lightning_banners_tips_and_deprecations_are_not_shown(tmp_path, capfd):
 
 
 @pytest.fixture()
-def small_tmpfs(tmp_path):
+def small_tmpfs(mount_tmpfs):
     """A 100 KiB tmpfs (needs root; skipped where mounting is not allowed)."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mount)],
-                            capture_output=True)
-    if result.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+    return mount_tmpfs(100)
 
 
 def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_hidden_files(small_tmpfs,

@@ -14,7 +14,6 @@ import json
 import mdtraj as md
 import numpy as np
 import pytest
-import torch
 from conftest import EXAMPLE
 
 from geomfeat.cli import main
@@ -27,13 +26,7 @@ from geomfeat.evaluate.reduce import validation_vamp2 as heldout_vamp2
 from geomfeat.evaluate.select import Selector, improves, inner_splits
 from geomfeat.evaluate.splits import make_split, pieces_of, standardizer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def slow_states(n: int, n_trajs: int, rng, rate: float = 0.03) -> list[np.ndarray]:
