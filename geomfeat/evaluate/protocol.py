@@ -43,9 +43,10 @@ from .linear import vamp_fit, vamp_scores
 from .recipe import VAMPNetRecipe
 from .splits import Split, make_split, pieces_of, standardizer
 from .stats import paired, summary
-from .vampnet import train_vampnet, transform
+from .vampnet import train_vampnets, transform
+from .workers import auto_workers, available_cpus, score_units
 
-__all__ = ["DEFAULT_FEATURES", "CompareResult", "compare", "score_feature_set"]
+__all__ = ["DEFAULT_FEATURES", "CompareResult", "compare", "score_feature_set", "score_splits"]
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -102,36 +103,64 @@ def score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *, dims
     ``vampnet`` (test VAMP-2, its refit variant, validation score, runs); ``outputs`` the
     chosen lobes' outputs on all frames (for plots).
     """
-    train_raw = pieces_of(fs.data, split.train)
-    mean, sd = standardizer(train_raw)
-    z = [((x - mean) / sd).astype(np.float32) for x in fs.data]
-    train, val, test = (pieces_of(z, split.part(p)) for p in ("train", "validation", "test"))
-    scores: dict = {}
-    outputs: dict = {}
-    for lag in lags:
-        lin = vamp_fit(train, lag)
-        entry: dict = {"linear": vamp_scores(train, test, lag, dims, model=lin)}
-        outputs[str(lag)] = {"linear": [lin.transform(x.reshape(len(x), -1).astype(np.float64))
-                                        [:, :max(dims)] for x in z]}
-        if recipe is not None:
-            import torch
-            from deeptime.decomposition.deep import vamp_score
+    return score_splits(fs, [split], lags, dims=dims, recipe=recipe, seeds=[seed],
+                        device=device)[0]
 
-            net = train_vampnet(train, val, lag, recipe, seed=seed, device=device)
-            chi_train, chi_test = transform(net["lobe"], train), transform(net["lobe"], test)
-            vamp2 = float(vamp_fit(chi_train, lag).score(
-                r=2, test_model=vamp_fit(chi_test, lag)))
-            x0 = np.concatenate([c[:-lag] for c in chi_test if len(c) > lag])
-            xt = np.concatenate([c[lag:] for c in chi_test if len(c) > lag])
-            refit = float(vamp_score(torch.from_numpy(x0), torch.from_numpy(xt), method="VAMP2",
-                                     epsilon=recipe.epsilon, mode=recipe.score_mode))
-            entry["vampnet"] = {"vamp2": vamp2, "vamp2_test_refit": refit,
-                                "val_vamp2": net["val_vamp2"], "restart": net["restart"],
-                                "kind": net["kind"], "width": net["width"],
-                                "params": net["params"], "runs": net["runs"]}
-            outputs[str(lag)]["vampnet"] = transform(net["lobe"], z)
-        scores[str(lag)] = entry
-    return scores, outputs
+
+def score_splits(fs: FeatureSet, splits: Sequence[Split], lags: Sequence[int], *,
+                 dims: Sequence[int], recipe: VAMPNetRecipe | None,
+                 seeds: Sequence[int] | None = None, device: str = "cpu"
+                 ) -> list[tuple[dict, dict]]:
+    """:func:`score_feature_set` on several splits, its VAMPNets trained as one batched model.
+
+    Every VAMPNet of the feature set (``len(splits) × len(lags) × recipe.restarts``) is trained
+    in one :func:`~geomfeat.evaluate.vampnet.train_vampnets` call; each is initialised and
+    fed as if trained alone (seed ``seeds[i]``, default ``splits[i].seed``). Returns one
+    ``(scores, outputs)`` per split, in order.
+    """
+    seeds = [sp.seed for sp in splits] if seeds is None else list(seeds)
+    prepared = []
+    for sp in splits:
+        train_raw = pieces_of(fs.data, sp.train)
+        mean, sd = standardizer(train_raw)
+        z = [((x - mean) / sd).astype(np.float32) for x in fs.data]
+        prepared.append((z, *(pieces_of(z, sp.part(p)) for p in ("train", "validation",
+                                                                   "test"))))
+    nets = iter(train_vampnets([(tr, va, lag, seed)
+                                for (_, tr, va, _), seed in zip(prepared, seeds, strict=True)
+                                for lag in lags], recipe, device=device)
+                if recipe is not None else [])
+    results = []
+    for z, train, _, test in prepared:
+        scores: dict = {}
+        outputs: dict = {}
+        for lag in lags:
+            lin = vamp_fit(train, lag)
+            entry: dict = {"linear": vamp_scores(train, test, lag, dims, model=lin)}
+            outputs[str(lag)] = {"linear": [lin.transform(x.reshape(len(x), -1)
+                                                          .astype(np.float64))[:, :max(dims)]
+                                            for x in z]}
+            if recipe is not None:
+                import torch
+                from deeptime.decomposition.deep import vamp_score
+
+                net = next(nets)
+                chi_train, chi_test = transform(net["lobe"], train), transform(net["lobe"], test)
+                vamp2 = float(vamp_fit(chi_train, lag).score(
+                    r=2, test_model=vamp_fit(chi_test, lag)))
+                x0 = np.concatenate([c[:-lag] for c in chi_test if len(c) > lag])
+                xt = np.concatenate([c[lag:] for c in chi_test if len(c) > lag])
+                refit = float(vamp_score(torch.from_numpy(x0), torch.from_numpy(xt),
+                                         method="VAMP2", epsilon=recipe.epsilon,
+                                         mode=recipe.score_mode))
+                entry["vampnet"] = {"vamp2": vamp2, "vamp2_test_refit": refit,
+                                    "val_vamp2": net["val_vamp2"], "restart": net["restart"],
+                                    "kind": net["kind"], "width": net["width"],
+                                    "params": net["params"], "runs": net["runs"]}
+                outputs[str(lag)]["vampnet"] = transform(net["lobe"], z)
+            scores[str(lag)] = entry
+        results.append((scores, outputs))
+    return results
 
 
 def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | os.PathLike,
@@ -142,7 +171,8 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
             n_linear: int | None = None, vampnet: bool = True,
             recipe: VAMPNetRecipe | None = None, select: str = "heavy", reduce: str = "sum",
             cache: str | os.PathLike | None = None, device: str = "cpu",
-            threads: int | None = None, out: str | os.PathLike | None = None,
+            threads: int | None = None, workers: int | None = None,
+            out: str | os.PathLike | None = None,
             name: str = "compare", log: Callable[[str], None] | None = _log,
             command: str | None = None) -> CompareResult:
     """Compare feature sets for kinetic models with an unbiased train/validation/test protocol.
@@ -186,7 +216,11 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
     device : str
         Torch device for embedding and training.
     threads : int, optional
-        Torch CPU threads (one is fastest for the small lobes on a busy machine).
+        Torch CPU threads (one is fastest for the small lobes on a busy machine); shared out
+        among the worker processes.
+    workers : int, optional
+        Processes that score the feature sets (:mod:`~geomfeat.evaluate.workers`); default one
+        per CPU for comparisons with VAMPNets on the CPU large enough to pay their start.
     out : path, optional
         Write the report (JSON, markdown, plots) into this folder as ``name.*``.
 
@@ -231,14 +265,19 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                                             "vampnet": {"per_seed": []}}
                             for lag in lag_list} for name_ in sets}
     outputs: dict = {}
-    vampnet_s = 0.0
-    for sp in splits:
-        for fs_name, fs in sets.items():
-            t1 = time.perf_counter()
-            res, outs = score_feature_set(fs, sp, [int(lag) for lag in lag_list], dims=dims,
-                                          recipe=recipe if vampnet else None, seed=sp.seed,
-                                          device=device)
-            vampnet_s += time.perf_counter() - t1
+    t1 = time.perf_counter()
+    if workers is None:
+        workers = auto_workers(len(sets) * len(lag_list), len(sets) * len(lag_list) * len(splits)
+                               * recipe.restarts, recipe if vampnet else None, device)
+    log(f"scoring {len(sets)} feature sets × {len(lag_list)} lags × {len(splits)} seeds in "
+        f"{workers} process{'es' if workers > 1 else ''}")
+    units = score_units(sets, splits, [int(lag) for lag in lag_list], dims=dims,
+                        recipe=recipe if vampnet else None, device=device, workers=workers,
+                        threads=max(1, (threads or available_cpus()) // workers), log=log)
+    vampnet_s = time.perf_counter() - t1
+    for k, sp in enumerate(splits):
+        for fs_name in sets:
+            res, outs = units[fs_name][k]
             if sp.seed == splits[0].seed:
                 outputs[fs_name] = outs
             for lag, entry in res.items():
@@ -251,8 +290,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                 + (f", VAMPNet {entry['vampnet']['vamp2']:.3f} (val "
                    f"{entry['vampnet']['val_vamp2']:.3f}, epochs "
                    f"{[r['epochs'] for r in entry['vampnet']['runs']]})"
-                   if "vampnet" in entry else "") for lag, entry in res.items())
-                + f" [{time.perf_counter() - t1:.0f} s]")
+                   if "vampnet" in entry else "") for lag, entry in res.items()))
     for fs_scores in scores.values():
         for s in fs_scores.values():
             runs = s["linear"]["per_seed"]
@@ -285,7 +323,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                      "split": split, "n_blocks": n_blocks, "val_fraction": val_fraction,
                      "test_fraction": test_fraction, "stride": stride, "timestep": timestep,
                      "linear_dims": dims, "vampnet": vampnet, "recipe": recipe.as_dict(),
-                     "select": select, "reduce": reduce, "device": device,
+                     "select": select, "reduce": reduce, "device": device, "workers": workers,
                      "threads": torch.get_num_threads(),
                      "standardisation": "per feature, mean and sd of the training part",
                      "linear_model": "deeptime VAMP fitted on training pieces, VAMP-2 scored "

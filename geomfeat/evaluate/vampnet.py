@@ -39,7 +39,7 @@ from ..deeptime import (
 from .recipe import VAMPNetRecipe
 
 __all__ = ["VAMPNetRecipe", "fit_with_early_stopping", "make_lobe", "pairs_of",
-           "train_vampnet", "transform", "validation_score"]
+           "train_vampnet", "train_vampnets", "transform", "validation_score"]
 
 
 def make_lobe(shape: tuple[int, ...], recipe: VAMPNetRecipe) -> tuple[torch.nn.Module, str,
@@ -193,8 +193,8 @@ def _train_once(shape, train, val, recipe, seed, device) -> dict:
 
 
 def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: int,
-                  recipe: VAMPNetRecipe, *, seed: int = 0, device: str = "cpu"
-                  ) -> dict[str, Any]:
+                  recipe: VAMPNetRecipe, *, seed: int = 0, device: str = "cpu",
+                  batched: bool = True) -> dict[str, Any]:
     """Train ``recipe.restarts`` VAMPNets and keep the best by validation VAMP-2.
 
     Parameters
@@ -208,6 +208,9 @@ def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: in
         The training settings.
     seed : int
         Restart ``r`` is initialised (and its batches drawn) with seed ``1000 * seed + r``.
+    batched : bool
+        Train the restarts as one batched model (:mod:`geomfeat.evaluate.batched`; the same
+        networks up to float32 round-off, faster) or one after the other.
 
     Returns
     -------
@@ -216,18 +219,50 @@ def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: in
         ``val_vamp2`` (its best validation score), ``runs`` (per restart: validation and
         training curves, epochs, best epoch, seconds, ...; no modules).
     """
-    shape = tuple(train[0].shape[1:])
-    tr = pairs_of(train, lag)
-    va = pairs_of(validation, lag)
-    runs = [_train_once(shape, tr, va, recipe, 1000 * seed + r, device)
-            for r in range(recipe.restarts)]
-    best = int(np.argmax([r["val_vamp2"] for r in runs]))
-    lobe = runs[best]["lobe"]
-    for r in runs:
-        del r["lobe"]
-    return {"lobe": lobe, "restart": best, "val_vamp2": runs[best]["val_vamp2"],
-            "kind": runs[best]["kind"], "width": runs[best]["width"],
-            "params": runs[best]["params"], "runs": runs}
+    return train_vampnets([(train, validation, lag, seed)], recipe, device=device,
+                          batched=batched)[0]
+
+
+def train_vampnets(tasks: list[tuple[list[np.ndarray], list[np.ndarray], int, int]],
+                   recipe: VAMPNetRecipe, *, device: str = "cpu", batched: bool = True
+                   ) -> list[dict[str, Any]]:
+    """:func:`train_vampnet` for several ``(train, validation, lag, seed)`` tasks at once.
+
+    With ``batched`` (and a recipe :func:`~geomfeat.evaluate.batched.supports_batching`
+    accepts), every restart of every task whose frames have one shape is trained in one batched
+    model (e.g. all seeds, lags and restarts of one feature set); the results are those of
+    separate training up to float32 round-off. Returns one :func:`train_vampnet` result per
+    task, in order.
+    """
+    from .batched import BatchedJob, supports_batching, train_batched
+
+    shapes = [tuple(t[0][0].shape[1:]) for t in tasks]
+    pairs = [(pairs_of(tr, lag), pairs_of(va, lag)) for tr, va, lag, _ in tasks]
+    seeds = [[1000 * seed + r for r in range(recipe.restarts)] for *_, seed in tasks]
+    runs: list[list[dict]] = [[{} for _ in s] for s in seeds]
+    if batched and supports_batching(recipe):
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for i, (shape, (tr, _)) in enumerate(zip(shapes, pairs, strict=True)):
+            key = (shape, min(recipe.batch_size, len(tr[0])))
+            groups.setdefault(key, []).extend((i, r) for r in range(recipe.restarts))
+        for (shape, _), members in groups.items():
+            jobs = [BatchedJob(*pairs[i], seeds[i][r]) for i, r in members]
+            for (i, r), run in zip(members, train_batched(shape, jobs, recipe, device=device),
+                                   strict=True):
+                runs[i][r] = run
+    else:
+        for i, (shape, (tr, va)) in enumerate(zip(shapes, pairs, strict=True)):
+            runs[i] = [_train_once(shape, tr, va, recipe, s, device) for s in seeds[i]]
+    out = []
+    for task_runs in runs:
+        best = int(np.argmax([r["val_vamp2"] for r in task_runs]))
+        lobe = task_runs[best]["lobe"]
+        for r in task_runs:
+            del r["lobe"]
+        out.append({"lobe": lobe, "restart": best, "val_vamp2": task_runs[best]["val_vamp2"],
+                    "kind": task_runs[best]["kind"], "width": task_runs[best]["width"],
+                    "params": task_runs[best]["params"], "runs": task_runs})
+    return out
 
 
 @torch.no_grad()
