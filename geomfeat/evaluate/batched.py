@@ -191,10 +191,13 @@ def train_batched(shape: tuple[int, ...], jobs: Sequence[BatchedJob], recipe: VA
     size = sizes.pop()
     t0 = time.perf_counter()
     members: list[_Member] = []
+    inits: dict[int, tuple[torch.nn.Module, str, int]] = {}
     for job in jobs:
-        torch.manual_seed(job.seed)
-        lobe, kind, width = make_lobe(shape, recipe)
-        lobe = lobe.to(device)
+        if job.seed not in inits:  # the same seed gives the same lobe (the width search is slow)
+            torch.manual_seed(job.seed)
+            inits[job.seed] = make_lobe(shape, recipe)
+        lobe, kind, width = inits[job.seed]
+        lobe = copy.deepcopy(lobe).to(device)
         holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe.lr)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             holder, mode="max", factor=recipe.lr_factor, patience=recipe.lr_patience,
@@ -223,11 +226,12 @@ def train_batched(shape: tuple[int, ...], jobs: Sequence[BatchedJob], recipe: VA
         batches = torch.stack([torch.tensor(list(members[i].sampler)) for i in active], 1)
         lrs = [members[i].lr for i in active]
         scores = []
+        x = torch.empty((len(active), 2 * size, *shape))
         for b in batches:  # (K, size) indices, one row per active network
-            x = torch.stack([torch.cat([members[i].job.train[0][b[r]],
-                                        members[i].job.train[1][b[r]]])
-                             for r, i in enumerate(active)]).to(device)
-            out = forward(params, x)
+            for r, i in enumerate(active):
+                torch.index_select(members[i].job.train[0], 0, b[r], out=x[r, :size])
+                torch.index_select(members[i].job.train[1], 0, b[r], out=x[r, size:])
+            out = forward(params, x.to(device))
             score = vamp2_batched(out[:, :size], out[:, size:], epsilon=recipe.epsilon,
                                   mode=recipe.score_mode)
             (-score).sum().backward()

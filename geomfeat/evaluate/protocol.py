@@ -267,7 +267,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
     outputs: dict = {}
     t1 = time.perf_counter()
     if workers is None:
-        workers = auto_workers(len(sets) * len(lag_list), len(sets) * len(lag_list) * len(splits)
+        workers = auto_workers(len(sets) * len(splits), len(sets) * len(lag_list) * len(splits)
                                * recipe.restarts, recipe if vampnet else None, device)
     log(f"scoring {len(sets)} feature sets × {len(lag_list)} lags × {len(splits)} seeds in "
         f"{workers} process{'es' if workers > 1 else ''}")

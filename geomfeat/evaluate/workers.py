@@ -1,8 +1,8 @@
 """Scoring the feature sets of a comparison in worker processes.
 
 The work of :func:`~geomfeat.evaluate.protocol.compare` after the features are built is cut
-into *units*: one per feature set and lag in a pool, one per feature set in this process. A
-unit scores its feature set at its lags on every split
+into *units*: one per feature set and seed in a pool, one per feature set in this process. A
+unit scores its feature set at every lag on its splits
 (:func:`~geomfeat.evaluate.protocol.score_splits`: linear VAMP, and all seeds' and restarts'
 VAMPNets as one batched model). Units run in a pool of ``workers`` processes
 (``spawn``; each with ``threads`` torch threads), the most expensive first, or in this process
@@ -51,7 +51,7 @@ def _cost(fs: FeatureSet) -> float:
     return (len(fs.frame_shape) > 1) * 1e9 + float(np.prod(fs.frame_shape))
 
 
-def _run_unit(fs: FeatureSet, splits: Sequence[Split], lags: list[int], dims: Sequence[int],
+def _run_unit(fs: FeatureSet, splits: Sequence[Split], lags: Sequence[int], dims: Sequence[int],
               recipe: VAMPNetRecipe | None, device: str, threads: int | None
               ) -> tuple[list[tuple[dict, dict]], float]:
     import torch
@@ -95,33 +95,31 @@ def score_units(sets: dict[str, FeatureSet], splits: Sequence[Split], lags: Sequ
         ``{name: [(scores, outputs) per split]}`` with ``scores[str(lag)]`` and
         ``outputs[str(lag)]`` for every lag, as :func:`score_splits` returns them.
     """
-    # one unit per feature set in this process (the largest batches), per set and lag in a pool
-    units = sorted(((name, [lag]) for name in sets for lag in lags) if workers > 1 else
-                   ((name, list(lags)) for name in sets), key=lambda u: -_cost(sets[u[0]]))
-    merged: dict[str, list[tuple[dict, dict]]] = {
-        name: [({}, {}) for _ in splits] for name in sets}
+    # in a pool one unit per feature set and seed (balanced, the seed's lobes initialised once);
+    # in this process one per feature set (the largest batches)
+    n = len(splits)
+    units = sorted(((name, [k]) for name in sets for k in range(n)) if workers > 1 else
+                   ((name, list(range(n))) for name in sets), key=lambda u: -_cost(sets[u[0]]))
+    merged: dict[str, list[tuple[dict, dict]]] = {name: [({}, {})] * n for name in sets}
 
-    def done(name: str, unit_lags: list[int], out: list[tuple[dict, dict]],
-             seconds: float) -> None:
-        for (scores, outputs), (s, o) in zip(merged[name], out, strict=True):
-            scores.update(s)
-            outputs.update(o)
+    def done(name: str, ks: list[int], out: list[tuple[dict, dict]], seconds: float) -> None:
+        for k, res in zip(ks, out, strict=True):
+            merged[name][k] = res
         if log is not None:
-            log(f"{name}, lag {', '.join(map(str, unit_lags))}: {len(splits)} seeds scored "
-                f"[{seconds:.0f} s]")
+            log(f"{name}: seed{'s' if len(ks) > 1 else ''} "
+                f"{', '.join(str(splits[k].seed) for k in ks)} scored [{seconds:.0f} s]")
 
     if workers <= 1:
-        for name, unit_lags in units:
-            done(name, unit_lags, *_run_unit(sets[name], splits, unit_lags, dims, recipe, device,
-                                             None))
+        for name, ks in units:
+            done(name, ks, *_run_unit(sets[name], [splits[k] for k in ks], lags, dims, recipe,
+                                      device, None))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            futures = {ex.submit(_run_unit, sets[name], splits, unit_lags, dims, recipe, device,
-                                 threads): (name, unit_lags) for name, unit_lags in units}
+            futures = {ex.submit(_run_unit, sets[name], [splits[k] for k in ks], lags, dims,
+                                 recipe, device, threads): (name, ks) for name, ks in units}
             for f in as_completed(futures):
                 done(*futures[f], *f.result())
-    return {name: [(dict(sorted(s.items(), key=lambda kv: lags.index(int(kv[0])))), o)
-                   for s, o in merged[name]] for name in sets}
+    return merged

@@ -1,0 +1,146 @@
+"""Batched VAMPNet training (geomfeat.evaluate.batched) and the worker pool of ``compare``.
+
+The batched model must train the very networks that separate training trains: the same
+initial weights, mini-batches, validation scores, schedules and early stopping, up to float32
+round-off (batched matrix products sum in another order). Compared here by the networks'
+outputs (weights that get no gradient, e.g. a bias a LayerNorm removes, drift under Adam by
+round-off only and change nothing), curves, epochs and chosen restarts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_evaluate import two_state
+
+from geomfeat.evaluate import VAMPNetRecipe, make_split
+from geomfeat.evaluate.batched import vamp2_batched
+from geomfeat.evaluate.features import FeatureSet
+from geomfeat.evaluate.splits import pieces_of
+from geomfeat.evaluate.vampnet import train_vampnets
+from geomfeat.evaluate.workers import MIN_STEPS_FOR_WORKERS, auto_workers, score_units
+
+TINY = VAMPNetRecipe(budget=300, batch_size=64, steps_per_epoch=4, max_epochs=6, patience=2,
+                     lr_patience=1, restarts=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tasks_of(data: list[np.ndarray], seeds=(0, 1), lags=(1, 3)) -> list[tuple]:
+    """(train, validation, lag, seed) for every seed's split and lag."""
+    out = []
+    for seed in seeds:
+        sp = make_split([len(x) for x in data], n_blocks=5, seed=seed)
+        out += [(pieces_of(data, sp.train), pieces_of(data, sp.validation), lag, seed)
+                for lag in lags]
+    return out
+
+
+def assert_same_networks(a: list[dict], b: list[dict], frames: np.ndarray) -> None:
+    x = torch.from_numpy(frames)
+    for ta, tb in zip(a, b, strict=True):
+        assert ta["restart"] == tb["restart"]
+        assert ta["val_vamp2"] == pytest.approx(tb["val_vamp2"], abs=1e-5)
+        for ra, rb in zip(ta["runs"], tb["runs"], strict=True):
+            assert (ra["epochs"], ra["best_epoch"]) == (rb["epochs"], rb["best_epoch"])
+            assert ra["final_lr"] == rb["final_lr"]
+            np.testing.assert_allclose(ra["val_curve"], rb["val_curve"], atol=2e-5)
+            np.testing.assert_allclose(ra["train_curve"], rb["train_curve"], atol=2e-5)
+        with torch.no_grad():
+            np.testing.assert_allclose(ta["lobe"](x).numpy(), tb["lobe"](x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("token_lobe", ["mlp", "mixer"])
+def test_batched_training_trains_the_networks_of_separate_training(token_lobe):
+    """All seeds × lags × restarts as one model = each trained alone (to float32 round-off)."""
+    recipe = VAMPNetRecipe(**{**TINY.as_dict(), "token_lobe": token_lobe,
+                              "budget": 300 if token_lobe == "mlp" else 1500})
+    data = two_state(dim=6 if token_lobe == "mlp" else 12)
+    if token_lobe != "mlp":
+        data = [x.reshape(len(x), 3, 4) for x in data]
+    tasks = tasks_of(data)
+    separate = train_vampnets(tasks, recipe, batched=False)
+    batched = train_vampnets(tasks, recipe, batched=True)
+    assert all(r["batched"] == 8 for t in batched for r in t["runs"])
+    # the runs differ between networks (else the comparison would prove little)
+    assert len({tuple(r["val_curve"]) for t in separate for r in t["runs"]}) == 8
+    assert_same_networks(separate, batched, np.concatenate(data))
+
+
+def test_a_network_does_not_depend_on_its_batch_companions():
+    """Seed 0's networks trained alone and next to seed 1's are the same, and a rerun is
+    bit-identical."""
+    data = two_state()
+    alone = train_vampnets(tasks_of(data, seeds=(0,)), TINY)
+    again = train_vampnets(tasks_of(data, seeds=(0,)), TINY)
+    together = train_vampnets(tasks_of(data, seeds=(0, 1)), TINY)[:2]
+    assert_same_networks(alone, together, np.concatenate(data))
+    for a, b in zip(alone, again, strict=True):
+        for k, v in a["lobe"].state_dict().items():
+            assert torch.equal(v, b["lobe"].state_dict()[k])
+        assert [r["val_curve"] for r in a["runs"]] == [r["val_curve"] for r in b["runs"]]
+
+
+def test_batched_vamp2_is_deeptimes_score_and_gradient_per_network():
+    from deeptime.decomposition.deep import vamp_score
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.softmax(torch.randn(3, 50, 4, generator=gen), -1).requires_grad_()
+    y = torch.softmax(x.detach() + 0.3 * torch.randn(3, 50, 4, generator=gen), -1)
+    for mode in ("regularize", "clamp"):
+        batched = vamp2_batched(x, y, epsilon=1e-6, mode=mode)
+        (grad,) = torch.autograd.grad(batched.sum(), x)
+        for k in range(3):
+            xk = x.detach()[k].clone().requires_grad_()
+            ref = vamp_score(xk, y[k], method="VAMP2", epsilon=1e-6, mode=mode)
+            (ref_grad,) = torch.autograd.grad(ref, xk)
+            assert float(batched[k].detach()) == pytest.approx(float(ref), rel=1e-6)
+            np.testing.assert_allclose(grad[k].numpy(), ref_grad.numpy(), rtol=1e-4,
+                                       atol=1e-6)
+    with pytest.raises(ValueError, match="regularize or clamp"):
+        vamp2_batched(x, y, mode="trunc")
+
+
+def test_trunc_score_mode_falls_back_to_separate_training():
+    """deeptime's ``trunc`` mode drops eigenvalues per network: not batchable, still works."""
+    recipe = VAMPNetRecipe(**{**TINY.as_dict(), "score_mode": "trunc", "max_epochs": 2})
+    out = train_vampnets(tasks_of(two_state(), seeds=(0,), lags=(1,)), recipe)
+    assert "batched" not in out[0]["runs"][0] and len(out[0]["runs"]) == 2
+
+
+def test_workers_start_only_for_comparisons_that_pay_their_start(monkeypatch):
+    from geomfeat.evaluate import workers
+
+    monkeypatch.setattr(workers, "available_cpus", lambda: 4)
+    big = VAMPNetRecipe()
+    n_big = -(-MIN_STEPS_FOR_WORKERS // (big.max_epochs * big.steps_per_epoch))
+    assert auto_workers(8, n_big, big) == 4
+    assert auto_workers(3, n_big, big) == 3  # at most one per unit
+    assert auto_workers(8, n_big - 1, big) == 1
+    assert auto_workers(8, 48, TINY) == 1
+    assert auto_workers(8, 48, None) == 1  # linear only
+    assert auto_workers(8, 48, big, device="cuda") == 1
+
+
+@pytest.mark.slow
+def test_units_score_the_same_in_worker_processes_as_in_this_process():
+    data = two_state(n=300)
+    sets = {"a": FeatureSet("a", data, "a"), "b": FeatureSet("b", [x[:, :3] for x in data], "b")}
+    splits = [make_split([len(x) for x in data], n_blocks=5, seed=s) for s in (0, 1)]
+    recipe = VAMPNetRecipe(**{**TINY.as_dict(), "max_epochs": 2})
+    here = score_units(sets, splits, [1, 3], dims=[1, 2], recipe=recipe, workers=1)
+    pool = score_units(sets, splits, [1, 3], dims=[1, 2], recipe=recipe, workers=2, threads=1)
+    for name in sets:
+        for (s1, _), (s2, _) in zip(here[name], pool[name], strict=True):
+            assert list(s1) == list(s2) == ["1", "3"]
+            for lag in s1:
+                assert s1[lag]["linear"] == pytest.approx(s2[lag]["linear"], abs=1e-9)
+                assert s1[lag]["vampnet"]["vamp2"] == pytest.approx(
+                    s2[lag]["vampnet"]["vamp2"], abs=1e-5)
