@@ -9,17 +9,20 @@ round-off only and change nothing), curves, epochs and chosen restarts.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from conftest import EXAMPLE
 from test_evaluate import two_state
 
+from geomfeat.cli import main
 from geomfeat.evaluate import VAMPNetRecipe, make_split
 from geomfeat.evaluate.batched import vamp2_batched
-from geomfeat.evaluate.features import FeatureSet
 from geomfeat.evaluate.splits import pieces_of
 from geomfeat.evaluate.vampnet import train_vampnets
-from geomfeat.evaluate.workers import MIN_STEPS_FOR_WORKERS, auto_workers, score_units
+from geomfeat.evaluate.workers import MIN_STEPS_FOR_WORKERS, auto_workers
 
 TINY = VAMPNetRecipe(budget=300, batch_size=64, steps_per_epoch=4, max_epochs=6, patience=2,
                      lr_patience=1, restarts=2)
@@ -130,17 +133,24 @@ def test_workers_start_only_for_comparisons_that_pay_their_start(monkeypatch):
 
 
 @pytest.mark.slow
-def test_units_score_the_same_in_worker_processes_as_in_this_process():
-    data = two_state(n=300)
-    sets = {"a": FeatureSet("a", data, "a"), "b": FeatureSet("b", [x[:, :3] for x in data], "b")}
-    splits = [make_split([len(x) for x in data], n_blocks=5, seed=s) for s in (0, 1)]
-    recipe = VAMPNetRecipe(**{**TINY.as_dict(), "max_epochs": 2})
-    here = score_units(sets, splits, [1, 3], dims=[1, 2], recipe=recipe, workers=1)
-    pool = score_units(sets, splits, [1, 3], dims=[1, 2], recipe=recipe, workers=2, threads=1)
-    for name in sets:
-        for (s1, _), (s2, _) in zip(here[name], pool[name], strict=True):
-            assert list(s1) == list(s2) == ["1", "3"]
-            for lag in s1:
-                assert s1[lag]["linear"] == pytest.approx(s2[lag]["linear"], abs=1e-9)
-                assert s1[lag]["vampnet"]["vamp2"] == pytest.approx(
-                    s2[lag]["vampnet"]["vamp2"], abs=1e-5)
+def test_compare_scores_the_same_in_worker_processes_as_in_this_process(tmp_path, capsys):
+    """``--workers 2`` (units of one feature set and seed in spawned processes) reports the
+    scores of ``--workers 1`` (one batched model per feature set in this process)."""
+    reports = []
+    for workers in ("1", "2"):
+        status = main(["compare", str(EXAMPLE / "ala2.pdb"), str(EXAMPLE / "ala2.xtc"),
+                       "--stride", "10", "--lag", "10ps", "-o", str(tmp_path / workers),
+                       "--features", "torsions", "--seeds", "0", "1", "--n-blocks", "6",
+                       "--budget", "300", "--steps-per-epoch", "3", "--max-epochs", "2",
+                       "--batch-size", "64", "--workers", workers, "-q"])
+        assert status == 0, capsys.readouterr().err
+        reports.append(json.loads((tmp_path / workers / "compare.json").read_text()))
+    assert [r["settings"]["workers"] for r in reports] == [1, 2]
+    for fs, by_lag in reports[0]["scores"].items():
+        for lag, entry in by_lag.items():
+            other = reports[1]["scores"][fs][lag]
+            assert entry["linear"]["per_seed"] == other["linear"]["per_seed"]
+            for a, b in zip(entry["vampnet"]["per_seed"], other["vampnet"]["per_seed"],
+                            strict=True):
+                assert a["vamp2"] == pytest.approx(b["vamp2"], abs=1e-5)
+                assert [r["epochs"] for r in a["runs"]] == [r["epochs"] for r in b["runs"]]

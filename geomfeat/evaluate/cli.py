@@ -75,6 +75,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--restarts", type=_positive_int, default=d.restarts)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="processes scoring the feature sets (default: one per CPU when the "
+                        "VAMPNets are worth it)")
     p.add_argument("--cache", default=None, help="folder of cached encoder readouts")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     return p
@@ -104,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction, test_fraction=args.test_fraction, stride=args.stride,
             timestep=args.timestep, n_linear=args.linear_k, vampnet=not args.no_vampnet,
             recipe=recipe, select=args.select, reduce=args.reduce, cache=args.cache,
-            device=args.device, threads=args.threads, out=out, name=args.name,
+            device=args.device, threads=args.threads, workers=args.workers, out=out,
+            name=args.name,
             log=None if args.quiet else _stderr,
             command="geomfeat " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])))
     if not args.quiet:

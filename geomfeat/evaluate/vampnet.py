@@ -18,6 +18,9 @@ Recipe (:class:`VAMPNetRecipe`, every field stored in the report):
   score, early stopping after ``patience`` such epochs or ``max_epochs``;
 - ``restarts`` independent initialisations; the weights of the best validation epoch of the
   best restart are kept. The test part is never touched here.
+
+:func:`train_vampnets` trains the restarts of many (split, lag) tasks as one batched model
+(:mod:`geomfeat.evaluate.batched`): the same networks as one at a time, faster.
 """
 
 from __future__ import annotations
