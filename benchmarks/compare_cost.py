@@ -2,7 +2,8 @@
 
 Runs the same ``geomfeat compare`` command line (the dev peptide ``examples/peptide`` with the
 default feature sets, by default) with two copies of the package: ``--old-src`` (a folder
-holding an older ``geomfeat/``, e.g. ``git archive 55a4d86 geomfeat | tar -x -C DIR``) and this
+holding an older ``geomfeat/`` and ``weights/registry.json``, e.g. ``git archive 55a4d86
+geomfeat weights/registry.json | tar -x -C DIR``) and this
 checkout. Each run is a fresh child process started in an empty folder (so that only its
 ``PYTHONPATH`` decides which package is imported), in turns old/new (the order alternating
 between repeats), all reading one readout cache (``--cache``; warm it with one run first, or
@@ -16,7 +17,7 @@ lag and seed, the test VAMP-2 of the VAMPNets and of linear VAMP (largest k) of 
 
 Example (the figures of ``docs/benchmarks.md``)::
 
-    git archive 55a4d86 geomfeat | tar -x -C /tmp/old_geomfeat_src
+    git archive 55a4d86 geomfeat weights/registry.json | tar -x -C /tmp/old_geomfeat_src
     python benchmarks/compare_cost.py --old-src /tmp/old_geomfeat_src --repeats 1 \\
         --out benchmarks/results/compare_cost_peptide.json
 """
