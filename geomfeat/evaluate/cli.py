@@ -75,9 +75,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--restarts", type=_positive_int, default=d.restarts)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
-    p.add_argument("--workers", type=_positive_int, default=None,
-                   help="processes scoring the feature sets (default: one per CPU when the "
-                        "VAMPNets are worth it)")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="processes scoring the feature sets (default 1: on a busy machine one "
+                        "process with torch's threads was faster, docs/benchmarks.md)")
     p.add_argument("--cache", default=None, help="folder of cached encoder readouts")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     return p

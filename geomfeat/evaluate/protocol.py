@@ -171,7 +171,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
             n_linear: int | None = None, vampnet: bool = True,
             recipe: VAMPNetRecipe | None = None, select: str = "heavy", reduce: str = "sum",
             cache: str | os.PathLike | None = None, device: str = "cpu",
-            threads: int | None = None, workers: int | None = None,
+            threads: int | None = None, workers: int | None = 1,
             out: str | os.PathLike | None = None,
             name: str = "compare", log: Callable[[str], None] | None = _log,
             command: str | None = None) -> CompareResult:
@@ -218,9 +218,10 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
     threads : int, optional
         Torch CPU threads (one is fastest for the small lobes on a busy machine); shared out
         among the worker processes.
-    workers : int, optional
-        Processes that score the feature sets (:mod:`~geomfeat.evaluate.workers`); default one
-        per CPU for comparisons with VAMPNets on the CPU large enough to pay their start.
+    workers : int or None
+        Processes that score the feature sets (:mod:`~geomfeat.evaluate.workers`); default 1
+        (this process); None: one per CPU for comparisons with VAMPNets on the CPU large
+        enough to pay their start (:func:`~geomfeat.evaluate.workers.auto_workers`).
     out : path, optional
         Write the report (JSON, markdown, plots) into this folder as ``name.*``.
 
