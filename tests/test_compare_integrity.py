@@ -204,6 +204,24 @@ def test_constant_features_are_one_line_naming_the_feature_set(tmp_path, capsys)
     assert f"feature set npy:{tmp_path / 'c.npy'}: every one of its 3 features is constant" in err
 
 
+def test_features_constant_on_a_training_part_name_feature_set_lag_and_seed(monkeypatch):
+    """Linear VAMP runs first for every split and lag, so deeptime's ZeroRankError is one
+    GeomfeatError naming where it arose before any VAMPNet is trained."""
+    from geomfeat.errors import GeomfeatError
+    from geomfeat.evaluate import make_split, scoring
+    from geomfeat.evaluate.features import FeatureSet
+
+    x = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    sp = make_split([300], n_blocks=6, seed=3)
+    for _, a, b in sp.train:
+        x[a:b] = 1.0
+    monkeypatch.setattr(scoring, "train_vampnets", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(GeomfeatError, match="feature set flat, lag 2 frames, seed 3: VAMP "
+                                            "finds no direction to keep in its features"):
+        scoring.score_splits(FeatureSet("flat", [x], "test"), [sp], [2], dims=[1, 2],
+                             recipe=TINY)
+
+
 def test_a_lag_longer_than_every_trajectory_names_lag_lengths_and_fix(tmp_path, capsys):
     status = main(_cli(tmp_path, "--lag", "10ps", "5ns", "--features", "torsions", "-q"))
     err = _one_line_error(capsys, status)
@@ -259,8 +277,11 @@ def test_progress_bars_and_time_left_unless_quiet(tmp_path, capsys):
               "--steps-per-epoch", "3", "--max-epochs", "2", "--restarts", "1"]
     assert main([*common, "-o", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
-    assert "VAMPNet torsions lag 1 seed 0" in err and "epoch" in err  # a bar per fit
-    assert "left]" in err  # the remaining time, after the first fit
+    # a bar per batched fit: one per feature set, all its seeds', lags' and restarts' networks
+    for fs in ("torsions", "distances"):
+        assert f"VAMPNet {fs} lag 1 seeds 0, 1" in err
+    assert "epoch" in err and "best_val=" in err
+    assert "left]" in err  # the remaining time, after the first feature set
     assert main([*common, "-o", str(tmp_path / "b"), "-q"]) == 0
     assert capsys.readouterr().err == ""
 

@@ -109,6 +109,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="cpu, cuda, cuda:N or mps (default: cuda if available)")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="torch CPU threads (default: the free cores)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="processes scoring the feature sets (on a busy machine one process "
+                        "with torch's threads was faster: docs/benchmarks.md)")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="folder of cached encoder readouts (default: $GEOMFEAT_EVAL_CACHE, else "
                         "$GEOMFEAT_CACHE/evaluate)")
@@ -159,8 +162,9 @@ def run(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction, test_fraction=args.test_fraction, stride=args.stride,
             timestep=args.timestep, n_linear=args.linear_k, vampnet=not args.no_vampnet,
             recipe=recipe, select=args.select, reduce=args.reduce, cache=args.cache,
-            device=args.device, threads=args.threads or default_threads(), out=out,
-            name=args.name, log=None if args.quiet else _stderr, progress=not args.quiet,
+            device=args.device, threads=args.threads or default_threads(),
+            workers=args.workers, out=out, name=args.name,
+            log=None if args.quiet else _stderr, progress=not args.quiet,
             command="geomfeat " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])))
     if not args.quiet:
         print(f"{out / args.name}.md: {len(result.feature_sets)} feature sets", file=sys.stderr)

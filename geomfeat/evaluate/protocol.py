@@ -26,115 +26,29 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from .._version import __version__
 from ..errors import GeomfeatError
 from .features import (
     DEFAULT_FEATURES,
-    FeatureSet,
     Trajectories,
     build_feature_sets,
     load_trajectories,
     parse_spec,
 )
 from .lags import Lag, parse_lags
-from .linear import vamp_fit, vamp_scores
 from .preflight import block_length, check_lags, resolve_device
 from .recipe import VAMPNetRecipe
 from .result import CompareResult
-from .splits import Split, make_split, pieces_of, standardizer
+from .scoring import score_feature_set, score_splits
+from .splits import Split, make_split
 from .stats import paired, summary
-from .vampnet import train_vampnet, transform
+from .workers import auto_workers, available_cpus, score_units
 
-__all__ = ["DEFAULT_FEATURES", "CompareResult", "compare", "score_feature_set"]
+__all__ = ["DEFAULT_FEATURES", "CompareResult", "compare", "score_feature_set", "score_splits"]
+
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *, dims: Sequence[int],
-                      recipe: VAMPNetRecipe | None, seed: int, device: str = "cpu",
-                      progress: bool = False) -> tuple[dict, dict]:
-    """Linear and VAMPNet test scores of one feature set on one split, at every lag.
-
-    Returns ``(scores, outputs)``: ``scores[str(lag)]`` holds ``linear`` ({k: VAMP-2}) and
-    ``vampnet`` (test VAMP-2, its refit variant, validation score, runs); ``outputs`` the
-    chosen lobes' outputs on all frames (for plots). ``progress``: a progress bar (epochs,
-    validation VAMP-2) per VAMPNet fit.
-
-    Raises
-    ------
-    GeomfeatError
-        When deeptime finds no rank to keep (features constant on the training part), naming
-        the feature set, lag and seed.
-    """
-    from deeptime.numeric import ZeroRankError
-
-    try:
-        return _score_feature_set(fs, split, lags, dims=dims, recipe=recipe, seed=seed,
-                                  device=device, progress=progress)
-    except ZeroRankError:
-        lag = max(lags)
-        pairs = sum(max(0, b - a - lag) for _, a, b in split.train)
-        raise GeomfeatError(f"feature set {fs.name}, seed {seed}: VAMP finds no direction to "
-                            f"keep on the training part ({pairs} time-lagged pairs at lag {lag} "
-                            "frames): its features are constant there, or there are too few "
-                            "pairs (use a shorter lag or more data)") from None
-
-
-def _fit_bar(fs: FeatureSet, lag: int, seed: int, recipe: VAMPNetRecipe, progress: bool):
-    """A tqdm bar over the epochs of every restart of one VAMPNet fit, and its callback."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=recipe.restarts * recipe.max_epochs, unit="epoch", leave=False,
-               desc=f"VAMPNet {fs.name} lag {lag} seed {seed}", disable=not progress,
-               dynamic_ncols=True)
-
-    def on_epoch(restart: int, epoch: int, score: float) -> None:
-        bar.n = restart * recipe.max_epochs + epoch  # an early stop skips the rest
-        bar.set_postfix(restart=restart, val=f"{score:.3f}", refresh=False)
-        bar.refresh()
-
-    return bar, on_epoch
-
-
-def _score_feature_set(fs: FeatureSet, split: Split, lags: Sequence[int], *,
-                       dims: Sequence[int], recipe: VAMPNetRecipe | None, seed: int,
-                       device: str, progress: bool) -> tuple[dict, dict]:
-    train_raw = pieces_of(fs.data, split.train)
-    mean, sd = standardizer(train_raw)
-    z = [((x - mean) / sd).astype(np.float32) for x in fs.data]
-    train, val, test = (pieces_of(z, split.part(p)) for p in ("train", "validation", "test"))
-    scores: dict = {}
-    outputs: dict = {}
-    for lag in lags:
-        lin = vamp_fit(train, lag)
-        entry: dict = {"linear": vamp_scores(train, test, lag, dims, model=lin)}
-        outputs[str(lag)] = {"linear": [lin.transform(x.reshape(len(x), -1).astype(np.float64))
-                                        [:, :max(dims)] for x in z]}
-        if recipe is not None:
-            import torch
-            from deeptime.decomposition.deep import vamp_score
-
-            bar, on_epoch = _fit_bar(fs, lag, seed, recipe, progress)
-            with bar:
-                net = train_vampnet(train, val, lag, recipe, seed=seed, device=device,
-                                    on_epoch=on_epoch)
-            chi_train, chi_test = transform(net["lobe"], train), transform(net["lobe"], test)
-            vamp2 = float(vamp_fit(chi_train, lag).score(
-                r=2, test_model=vamp_fit(chi_test, lag)))
-            x0 = np.concatenate([c[:-lag] for c in chi_test if len(c) > lag])
-            xt = np.concatenate([c[lag:] for c in chi_test if len(c) > lag])
-            refit = float(vamp_score(torch.from_numpy(x0), torch.from_numpy(xt), method="VAMP2",
-                                     epsilon=recipe.epsilon, mode=recipe.score_mode))
-            entry["vampnet"] = {"vamp2": vamp2, "vamp2_test_refit": refit,
-                                "val_vamp2": net["val_vamp2"], "restart": net["restart"],
-                                "kind": net["kind"], "width": net["width"],
-                                "params": net["params"], "runs": net["runs"]}
-            outputs[str(lag)]["vampnet"] = transform(net["lobe"], z)
-        scores[str(lag)] = entry
-    return scores, outputs
 
 
 def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | os.PathLike,
@@ -146,7 +60,8 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
             n_linear: int | None = None, vampnet: bool = True,
             recipe: VAMPNetRecipe | None = None, select: str = "heavy", reduce: str = "sum",
             cache: str | os.PathLike | None = None, device: str | None = None,
-            threads: int | None = None, out: str | os.PathLike | None = None,
+            threads: int | None = None, workers: int | None = 1,
+            out: str | os.PathLike | None = None,
             name: str = "compare", log: Callable[[str], None] | None = _log,
             command: str | None = None, progress: bool = False) -> CompareResult:
     """Compare feature sets for kinetic models with an unbiased train/validation/test protocol.
@@ -202,13 +117,19 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
     device : str, optional
         Torch device for embedding and training (default: CUDA when available, else CPU).
     threads : int, optional
-        Torch CPU threads (one is fastest for the small lobes on a busy machine).
+        Torch CPU threads (one is fastest for the small lobes on a busy machine); shared out
+        among the worker processes.
+    workers : int or None
+        Processes that score the feature sets (:mod:`~geomfeat.evaluate.workers`); default 1
+        (this process); None: one per CPU for comparisons with VAMPNets on the CPU large
+        enough to pay their start (:func:`~geomfeat.evaluate.workers.auto_workers`).
     out : path, optional
         Write the report (JSON, markdown, plots) into this folder as ``name.*``.
     log : callable, optional
         Receives progress messages (``None``: silent).
     progress : bool
-        Progress bars on stderr: frames/s per encoder pass, epochs per VAMPNet fit.
+        Progress bars on stderr: frames/s per encoder pass, network-epochs per batched
+        VAMPNet fit (one per feature set; none in worker processes).
 
     Returns
     -------
@@ -269,17 +190,20 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                                             "vampnet": {"per_seed": []}}
                             for lag in lag_list} for name_ in sets}
     outputs: dict = {}
-    vampnet_s = 0.0
-    cost: dict[str, list[float]] = {name_: [] for name_ in sets}  # s per seed, for the ETA
-    for sp in splits:
-        for fs_name, fs in sets.items():
-            t1 = time.perf_counter()
-            res, outs = score_feature_set(fs, sp, [int(lag) for lag in lag_list], dims=dims,
-                                          recipe=recipe if vampnet else None, seed=sp.seed,
-                                          device=device, progress=progress)
-            vampnet_s += time.perf_counter() - t1
-            cost[fs_name].append(time.perf_counter() - t1)
-            left = _time_left(cost, len(splits))
+    t1 = time.perf_counter()
+    if workers is None:
+        workers = auto_workers(len(sets) * len(splits), len(sets) * len(lag_list) * len(splits)
+                               * recipe.restarts, recipe if vampnet else None, device)
+    log(f"scoring {len(sets)} feature sets × {len(lag_list)} lags × {len(splits)} seeds in "
+        f"{workers} process{'es' if workers > 1 else ''}")
+    units = score_units(sets, splits, [int(lag) for lag in lag_list], dims=dims,
+                        recipe=recipe if vampnet else None, device=device, workers=workers,
+                        threads=max(1, (threads or available_cpus()) // workers), log=log,
+                        progress=progress)
+    vampnet_s = time.perf_counter() - t1
+    for k, sp in enumerate(splits):
+        for fs_name in sets:
+            res, outs = units[fs_name][k]
             if sp.seed == splits[0].seed:
                 outputs[fs_name] = outs
             for lag, entry in res.items():
@@ -292,9 +216,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                 + (f", VAMPNet {entry['vampnet']['vamp2']:.3f} (val "
                    f"{entry['vampnet']['val_vamp2']:.3f}, epochs "
                    f"{[r['epochs'] for r in entry['vampnet']['runs']]})"
-                   if "vampnet" in entry else "") for lag, entry in res.items())
-                + f" [{time.perf_counter() - t1:.0f} s"
-                + (f"; about {_duration(left)} left]" if left is not None else "]"))
+                   if "vampnet" in entry else "") for lag, entry in res.items()))
     for fs_scores in scores.values():
         for s in fs_scores.values():
             runs = s["linear"]["per_seed"]
@@ -329,7 +251,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
                      "val_fraction": val_fraction,
                      "test_fraction": test_fraction, "stride": stride, "timestep": timestep,
                      "linear_dims": dims, "vampnet": vampnet, "recipe": recipe.as_dict(),
-                     "select": select, "reduce": reduce, "device": device,
+                     "select": select, "reduce": reduce, "device": device, "workers": workers,
                      "threads": torch.get_num_threads(),
                      "standardisation": "per feature, mean and sd of the training part",
                      "linear_model": "deeptime VAMP fitted on training pieces, VAMP-2 scored "
@@ -371,21 +293,3 @@ def _split_line(sp: Split, data: Trajectories, longest: int) -> str:
                  f"({longest + 1} frames): {names}"
                  + (", ..." if len(sp.left_out) > 5 else ""))
     return line
-
-
-def _time_left(cost: dict[str, list[float]], n_seeds: int) -> float | None:
-    """Estimated seconds until every feature set is scored for every seed, from the times so
-    far (a set not yet timed: the mean of the others); ``None`` when nothing is left."""
-    done = [t for times in cost.values() for t in times]
-    mean_all = sum(done) / len(done)
-    left = sum((n_seeds - len(times)) * (sum(times) / len(times) if times else mean_all)
-               for times in cost.values())
-    return left if any(len(times) < n_seeds for times in cost.values()) else None
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -18,6 +18,9 @@ Recipe (:class:`VAMPNetRecipe`, every field stored in the report):
   score, early stopping after ``patience`` such epochs or ``max_epochs``;
 - ``restarts`` independent initialisations; the weights of the best validation epoch of the
   best restart are kept. The test part is never touched here.
+
+:func:`train_vampnets` trains the restarts of many (split, lag) tasks as one batched model
+(:mod:`geomfeat.evaluate.batched`): the same networks as one at a time, faster.
 """
 
 from __future__ import annotations
@@ -30,44 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..deeptime import (
-    AttentionLobe,
-    MixerLobe,
-    MLPLobe,
-    count_parameters,
-    width_for_budget,
-)
+from ..deeptime import count_parameters
+from .lobes import make_lobe
 from .recipe import VAMPNetRecipe
 
 __all__ = ["VAMPNetRecipe", "fit_with_early_stopping", "make_lobe", "pairs_of",
-           "train_vampnet", "transform", "validation_score"]
-
-
-def make_lobe(shape: tuple[int, ...], recipe: VAMPNetRecipe) -> tuple[torch.nn.Module, str,
-                                                                         int]:
-    """A lobe for frames of ``shape`` with about ``recipe.budget`` parameters.
-
-    Returns ``(lobe, kind, width)``; ``kind`` is ``"mlp"`` for vectors and
-    ``recipe.token_lobe`` for token sets ``(R, D)``.
-    """
-    n, depth = recipe.n_states, recipe.depth
-    kind = "mlp" if len(shape) == 1 else recipe.token_lobe
-    step = 1
-    if kind == "mlp":
-        d = int(np.prod(shape))
-        def factory(w): return MLPLobe(d, n, width=w, depth=depth)
-    elif kind == "mixer":
-        r, d = shape
-        def factory(w): return MixerLobe(r, d, n, width=w, depth=depth)
-    elif kind == "attention":
-        r, d = shape
-        step = recipe.heads
-        def factory(w): return AttentionLobe(d, n, n_tokens=r, width=w, depth=depth,
-                                             heads=recipe.heads)
-    else:
-        raise ValueError(f"unknown token_lobe {kind!r}; choose mlp, mixer or attention")
-    width = width_for_budget(factory, recipe.budget, step=step)
-    return factory(width), kind, width
+           "train_vampnet", "train_vampnets", "transform", "validation_score"]
 
 
 def pairs_of(pieces: list[np.ndarray], lag: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,6 +172,7 @@ def _train_once(shape, train, val, recipe, seed, device, on_epoch=None) -> dict:
 
 def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: int,
                   recipe: VAMPNetRecipe, *, seed: int = 0, device: str = "cpu",
+                  batched: bool = True,
                   on_epoch: Callable[[int, int, float], None] | None = None
                   ) -> dict[str, Any]:
     """Train ``recipe.restarts`` VAMPNets and keep the best by validation VAMP-2.
@@ -216,8 +188,11 @@ def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: in
         The training settings.
     seed : int
         Restart ``r`` is initialised (and its batches drawn) with seed ``1000 * seed + r``.
+    batched : bool
+        Train the restarts as one batched model (:mod:`geomfeat.evaluate.batched`; the same
+        networks up to float32 round-off, faster) or one after the other.
     on_epoch : callable, optional
-        ``on_epoch(restart, epoch, validation_score)`` after every epoch (progress bars).
+        Progress (bars): as for :func:`train_vampnets`.
 
     Returns
     -------
@@ -226,20 +201,73 @@ def train_vampnet(train: list[np.ndarray], validation: list[np.ndarray], lag: in
         ``val_vamp2`` (its best validation score), ``runs`` (per restart: validation and
         training curves, epochs, best epoch, seconds, ...; no modules).
     """
-    shape = tuple(train[0].shape[1:])
-    tr = pairs_of(train, lag)
-    va = pairs_of(validation, lag)
-    runs = [_train_once(shape, tr, va, recipe, 1000 * seed + r, device,
-                        None if on_epoch is None else
-                        (lambda e, s, r=r: on_epoch(r, e, s)))
-            for r in range(recipe.restarts)]
-    best = int(np.argmax([r["val_vamp2"] for r in runs]))
-    lobe = runs[best]["lobe"]
-    for r in runs:
-        del r["lobe"]
-    return {"lobe": lobe, "restart": best, "val_vamp2": runs[best]["val_vamp2"],
-            "kind": runs[best]["kind"], "width": runs[best]["width"],
-            "params": runs[best]["params"], "runs": runs}
+    return train_vampnets([(train, validation, lag, seed)], recipe, device=device,
+                          batched=batched, on_epoch=on_epoch)[0]
+
+
+def train_vampnets(tasks: list[tuple[list[np.ndarray], list[np.ndarray], int, int]],
+                   recipe: VAMPNetRecipe, *, device: str = "cpu", batched: bool = True,
+                   on_epoch: Callable[[int, int, float], None] | None = None
+                   ) -> list[dict[str, Any]]:
+    """:func:`train_vampnet` for several ``(train, validation, lag, seed)`` tasks at once.
+
+    With ``batched`` (and a recipe :func:`~geomfeat.evaluate.batched.supports_batching`
+    accepts), every restart of every task whose frames have one shape is trained in one batched
+    model (e.g. all seeds, lags and restarts of one feature set); the results are those of
+    separate training up to float32 round-off. Returns one :func:`train_vampnet` result per
+    task, in order.
+
+    ``on_epoch(done, training, best)`` is called after every epoch (progress bars): ``done``
+    counts network-epochs out of ``networks × recipe.max_epochs`` (a network that stopped
+    early counts as finished), ``training`` is the number of networks still training and
+    ``best`` the best validation VAMP-2 so far of any network.
+    """
+    from .batched import BatchedJob, supports_batching, train_batched
+
+    shapes = [tuple(t[0][0].shape[1:]) for t in tasks]
+    pairs = [(pairs_of(tr, lag), pairs_of(va, lag)) for tr, va, lag, _ in tasks]
+    seeds = [[1000 * seed + r for r in range(recipe.restarts)] for *_, seed in tasks]
+    runs: list[list[dict]] = [[{} for _ in s] for s in seeds]
+    total = sum(len(s) for s in seeds)
+    offset, best = 0, [-np.inf]  # network-epochs of the fits before this one; best so far
+
+    def report(done: int, training: int, size: int, score: float) -> None:
+        """``done`` network-epochs and ``training`` networks of a fit of ``size``."""
+        best[0] = max(best[0], score)
+        if on_epoch is not None:
+            on_epoch(offset * recipe.max_epochs + done, training + total - offset - size,
+                     best[0])
+
+    if batched and supports_batching(recipe):
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for i, (shape, (tr, _)) in enumerate(zip(shapes, pairs, strict=True)):
+            key = (shape, min(recipe.batch_size, len(tr[0])))
+            groups.setdefault(key, []).extend((i, r) for r in range(recipe.restarts))
+        for (shape, _), members in groups.items():
+            jobs = [BatchedJob(*pairs[i], seeds[i][r]) for i, r in members]
+            n = len(jobs)
+            trained = train_batched(shape, jobs, recipe, device=device,
+                                    on_epoch=lambda d, k, v, n=n: report(d, k, n, v))
+            for (i, r), run in zip(members, trained, strict=True):
+                runs[i][r] = run
+            offset += n
+    else:
+        for i, (shape, (tr, va)) in enumerate(zip(shapes, pairs, strict=True)):
+            for r, s in enumerate(seeds[i]):
+                runs[i][r] = _train_once(shape, tr, va, recipe, s, device,
+                                         lambda e, v: report(e, 1, 1, v))
+                offset += 1
+    out = []
+    for task_runs in runs:
+        best_run = int(np.argmax([r["val_vamp2"] for r in task_runs]))
+        lobe = task_runs[best_run]["lobe"]
+        for r in task_runs:
+            del r["lobe"]
+        out.append({"lobe": lobe, "restart": best_run,
+                    "val_vamp2": task_runs[best_run]["val_vamp2"],
+                    "kind": task_runs[best_run]["kind"], "width": task_runs[best_run]["width"],
+                    "params": task_runs[best_run]["params"], "runs": task_runs})
+    return out
 
 
 @torch.no_grad()
