@@ -64,6 +64,10 @@ def output_paths(trajectories: Sequence[str | os.PathLike], out_dir: str | os.Pa
     return jobs
 
 
+#: Thread-count variables Dask's nannies set to 1 for their workers.
+WORKER_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def local_cluster(n_workers: int, threads_per_worker: int = 1, **kwargs: Any):
     """A ``dask.distributed.LocalCluster`` of worker processes set up for geomfeat.
 
@@ -81,7 +85,16 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, **kwargs: Any):
     from distributed import LocalCluster
 
     options = {"host": "127.0.0.1", "dashboard_address": ":0", "processes": True, **kwargs}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    # The nannies' "pre-spawn" variables are written into *this* process's os.environ too, and
+    # stay there: OMP_NUM_THREADS=1 would then pass for the user's own choice of threads
+    # (geomfeat._threads) in everything this process runs later. The workers get them inside
+    # their own process instead (before anything there imports torch).
+    pre_spawn = "distributed.nanny.pre-spawn-environ"
+    settings: dict[str, Any] = {f"{pre_spawn}.MALLOC_TRIM_THRESHOLD_": None}
+    for name in WORKER_THREAD_VARIABLES:
+        settings[f"{pre_spawn}.{name}"] = None
+        settings[f"distributed.nanny.environ.{name}"] = 1
+    with dask.config.set(settings):
         return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                             **options)
 

@@ -22,11 +22,19 @@ from distributed import Client
 
 from geomfeat import GeomFeaturizer, fetch_weights
 from geomfeat.cli import main
-from geomfeat.cluster import MANIFEST_NAME, embed_many, local_cluster, worker_device
+from geomfeat.cluster import (
+    MANIFEST_NAME,
+    WORKER_THREAD_VARIABLES,
+    embed_many,
+    local_cluster,
+    worker_device,
+)
 from geomfeat.errors import GeomfeatError
 
 #: Dask clusters take a minute to start and run: in CI and with --runslow only.
 pytestmark = pytest.mark.slow
+#: This process's thread settings before any cluster started.
+THREAD_SETTINGS = {name: os.environ.get(name) for name in WORKER_THREAD_VARIABLES}
 
 LENGTHS = {"r0": 500, "r1": 400, "r2": 300, "r3": 200}
 
@@ -92,6 +100,14 @@ def test_cluster_outputs_equal_serial_bit_for_bit(runs, serial, client, tmp_path
     loads = manifest.run["encoder_loads"]
     assert set(loads.values()) <= {0, 1}  # at most once per worker process
     assert json.loads((out / MANIFEST_NAME).read_text())["outputs"] == manifest.entries
+
+
+def test_a_local_cluster_leaves_this_process_thread_settings_alone(client):
+    """Before: the nannies wrote OMP_NUM_THREADS=1 (and MKL's, OpenBLAS's) into this process's
+    environment for good, and geomfeat then took it for the user's choice of threads."""
+    assert {name: os.environ.get(name) for name in WORKER_THREAD_VARIABLES} == THREAD_SETTINGS
+    seen = client.run(lambda: {n: os.environ.get(n) for n in WORKER_THREAD_VARIABLES})
+    assert all(v == dict.fromkeys(WORKER_THREAD_VARIABLES, "1") for v in seen.values())
 
 
 def test_frame_ranges_give_the_bits_of_one_pass(runs, client, tmp_path):
