@@ -11,16 +11,23 @@ An unbiased comparison of feature sets for kinetic models of MD trajectories, as
   disk and checked against each request;
 - :mod:`~geomfeat.evaluate.linear`    linear VAMP-2 (train-fitted, test-scored), timescales;
 - :mod:`~geomfeat.evaluate.recipe`    the VAMPNet settings (:class:`VAMPNetRecipe`);
+- :mod:`~geomfeat.evaluate.lobes`     the lobe networks a recipe builds;
 - :mod:`~geomfeat.evaluate.vampnet`   VAMPNet training with that recipe (deeptime's VAMPNet);
+- :mod:`~geomfeat.evaluate.batched`   many VAMPNets (seeds, lags, restarts) trained as one model;
 - :mod:`~geomfeat.evaluate.preflight` checks before any work (device, lags, block length);
 - :mod:`~geomfeat.evaluate.stats`     mean ± sd and paired comparisons between feature sets;
+- :mod:`~geomfeat.evaluate.scoring`   one feature set scored on its splits (linear, VAMPNets);
+- :mod:`~geomfeat.evaluate.workers`   feature sets scored in worker processes, time left;
+- :mod:`~geomfeat.evaluate.result`    :class:`CompareResult`;
 - :mod:`~geomfeat.evaluate.report`    JSON, markdown and plots;
 - :mod:`~geomfeat.evaluate.protocol`  the whole protocol (:func:`compare`);
 - :mod:`~geomfeat.evaluate.families`  candidate feature families, sizes, a dimension budget;
 - :mod:`~geomfeat.evaluate.reduce`    train-only PCA, dimension chosen on validation;
 - :mod:`~geomfeat.evaluate.select`    forward selection of families by validation VAMP-2;
-- :mod:`~geomfeat.evaluate.selection` :func:`select_features` end to end (report, features);
-- :mod:`~geomfeat.evaluate.cli`       ``geomfeat compare`` argument parsing.
+- :mod:`~geomfeat.evaluate.selection` :func:`select_features` end to end (features);
+- :mod:`~geomfeat.evaluate.selection_report` its JSON and markdown report;
+- :mod:`~geomfeat.evaluate.cli`       ``geomfeat compare`` argument parsing; ``selection_cli``
+  the ``--select-features`` options, ``cli_args`` what both read alike.
 
 Names are imported lazily (torch and deeptime load on first use).
 """

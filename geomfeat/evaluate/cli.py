@@ -10,9 +10,7 @@ Only light modules are imported here; torch, deeptime and mdtraj load when the c
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
-from pathlib import Path
 
 from .._argtypes import DefaultsFormatter
 from .._argtypes import fraction as _fraction
@@ -136,24 +134,18 @@ def run(args: argparse.Namespace) -> int:
     """Run ``geomfeat compare`` from parsed arguments; returns the exit status."""
     from .._threads import default_threads
     from ..download import quiet_downloads
+    from .cli_args import command_line, log_line, recipe_from_args, report_folder
     from .protocol import compare
-    from .recipe import VAMPNetRecipe
 
     top, trajs = args.top, args.trajs = _top_and_trajectories(args)
     if getattr(args, "select_features", False):
         from .selection_cli import run_selection
 
         return run_selection(args)
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise GeomfeatError(f"-o {out}: exists and is not a folder")
+    out = report_folder(args)
     if len(args.features) != len(set(args.features)):
         raise GeomfeatError(f"--features repeats a feature set: {' '.join(args.features)}")
-    recipe = VAMPNetRecipe(n_states=args.n_states, budget=args.budget, depth=args.depth,
-                           token_lobe=args.token_lobe, batch_size=args.batch_size, lr=args.lr,
-                           steps_per_epoch=args.steps_per_epoch, max_epochs=args.max_epochs,
-                           patience=args.patience, lr_patience=args.lr_patience,
-                           restarts=args.restarts)
+    recipe = recipe_from_args(args)
     with quiet_downloads(args.quiet):
         result = compare(
             top, trajs, args.lag, features=args.features,
@@ -164,14 +156,8 @@ def run(args: argparse.Namespace) -> int:
             recipe=recipe, select=args.select, reduce=args.reduce, cache=args.cache,
             device=args.device, threads=args.threads or default_threads(),
             workers=args.workers, out=out, name=args.name,
-            log=None if args.quiet else _stderr, progress=not args.quiet,
-            command="geomfeat " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])))
+            log=None if args.quiet else log_line, progress=not args.quiet,
+            command=command_line(args))
     if not args.quiet:
         print(f"{out / args.name}.md: {len(result.feature_sets)} feature sets", file=sys.stderr)
     return 0
-
-
-def _stderr(msg: str) -> None:
-    import time
-
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

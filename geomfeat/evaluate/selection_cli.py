@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .._argtypes import positive_float as _positive_float
 from .._argtypes import positive_int as _positive_int
@@ -56,30 +55,23 @@ def add_selection_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_selection(args: argparse.Namespace) -> int:
     """Run ``geomfeat compare --select-features`` from parsed arguments."""
-    import shlex
-
+    from .._threads import default_threads
     from ..download import quiet_downloads
+    from .cli_args import command_line, log_line, recipe_from_args, report_folder
     from .recipe import VAMPNetRecipe
     from .selection import select_features
 
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise GeomfeatError(f"-o {out}: exists and is not a folder")
+    out = report_folder(args)
     if len(args.lag) > 1:
         raise GeomfeatError(f"--select-features chooses at one lag time; got --lag "
                             f"{' '.join(args.lag)}")
-    if args.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or default_threads())  # as plain compare
     models = args.models
     if models is not None and [m.lower() for m in models] == ["none"]:
         models = []
-    recipe = None if args.no_vampnet else VAMPNetRecipe(
-        n_states=args.n_states, budget=args.budget, depth=args.depth,
-        token_lobe=args.token_lobe, batch_size=args.batch_size, lr=args.lr,
-        steps_per_epoch=args.steps_per_epoch, max_epochs=args.max_epochs,
-        patience=args.patience, lr_patience=args.lr_patience, restarts=args.restarts)
+    recipe = None if args.no_vampnet else recipe_from_args(args)
     name = "select" if args.name == "compare" else args.name
     with quiet_downloads(args.quiet):
         result = select_features(
@@ -93,14 +85,7 @@ def run_selection(args: argparse.Namespace) -> int:
             vampnet=recipe,
             select=args.select, reduce=args.reduce, cache=args.cache, device=args.device,
             out=out, name=name, write_features=not args.no_feature_files,
-            log=None if args.quiet else _stderr,
-            command="geomfeat " + " ".join(shlex.quote(a) for a in getattr(args, "argv", [])))
+            log=None if args.quiet else log_line, command=command_line(args))
     if not args.quiet:
         print(f"{out / name}.md: chosen {result.chosen}", file=sys.stderr)
     return 0
-
-
-def _stderr(msg: str) -> None:
-    import time
-
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
