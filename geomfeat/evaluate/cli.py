@@ -134,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``geomfeat compare`` from parsed arguments; returns the exit status."""
     from .._threads import default_threads
     from ..download import quiet_downloads
-    from .cli_args import command_line, log_line, recipe_from_args, report_folder
-    from .protocol import compare
+    from .cli_args import command_line, recipe_from_args, report_folder
+    from .protocol import compare, log_line
 
     top, trajs = args.top, args.trajs = _top_and_trajectories(args)
     if getattr(args, "select_features", False):

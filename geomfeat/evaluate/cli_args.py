@@ -1,5 +1,5 @@
 """What ``geomfeat compare`` and ``geomfeat compare --select-features`` read from the command
-line alike: the VAMPNet recipe, the report folder, the command's text and the log lines.
+line alike: the VAMPNet recipe, the report folder and the command's text.
 
 Light at import (no torch, no deeptime), as :mod:`geomfeat.evaluate.cli`.
 """
@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
-import time
 from pathlib import Path
 
 from ..errors import GeomfeatError
 from .recipe import VAMPNetRecipe
 
-__all__ = ["command_line", "log_line", "recipe_from_args", "report_folder"]
+__all__ = ["command_line", "recipe_from_args", "report_folder"]
 
 
 def recipe_from_args(args: argparse.Namespace) -> VAMPNetRecipe:
@@ -38,8 +36,3 @@ def report_folder(args: argparse.Namespace) -> Path:
 def command_line(args: argparse.Namespace) -> str:
     """The command as typed (recorded in the report)."""
     return "geomfeat " + " ".join(shlex.quote(a) for a in getattr(args, "argv", []))
-
-
-def log_line(msg: str) -> None:
-    """A log line on stderr, with the time of day."""
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

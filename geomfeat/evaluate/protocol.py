@@ -47,7 +47,8 @@ from .workers import auto_workers, available_cpus, score_units
 __all__ = ["DEFAULT_FEATURES", "CompareResult", "compare", "score_feature_set", "score_splits"]
 
 
-def _log(msg: str) -> None:
+def log_line(msg: str) -> None:
+    """A log line on stderr, with the time of day (the default ``log`` of :func:`compare`)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
@@ -62,7 +63,7 @@ def compare(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] | str | o
             cache: str | os.PathLike | None = None, device: str | None = None,
             threads: int | None = None, workers: int | None = 1,
             out: str | os.PathLike | None = None,
-            name: str = "compare", log: Callable[[str], None] | None = _log,
+            name: str = "compare", log: Callable[[str], None] | None = log_line,
             command: str | None = None, progress: bool = False) -> CompareResult:
     """Compare feature sets for kinetic models with an unbiased train/validation/test protocol.
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from .families import DEFAULT_MAX_DIMS, default_families
 from .features import build_feature_sets, load_trajectories
 from .lags import parse_lag
 from .preflight import block_length
+from .protocol import log_line
 from .recipe import VAMPNetRecipe
 from .select import Selector, final_features, inner_splits
 from .splits import make_split
@@ -34,9 +34,6 @@ __all__ = ["DEFAULT_MAX_PCA", "SelectionResult", "select_features"]
 #: Largest PCA dimension tried per family.
 DEFAULT_MAX_PCA = 256
 
-
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -76,7 +73,7 @@ def select_features(top: str | os.PathLike, trajs: Sequence[str | os.PathLike] |
                     reduce: str = "sum", cache: str | os.PathLike | None = None,
                     device: str = "cpu", out: str | os.PathLike | None = None,
                     name: str = "select", write_features: bool = True,
-                    log: Callable[[str], None] | None = _log,
+                    log: Callable[[str], None] | None = log_line,
                     command: str | None = None) -> SelectionResult:
     """Choose the feature families that give the best kinetic model, on validation only.
 

@@ -57,7 +57,8 @@ def run_selection(args: argparse.Namespace) -> int:
     """Run ``geomfeat compare --select-features`` from parsed arguments."""
     from .._threads import default_threads
     from ..download import quiet_downloads
-    from .cli_args import command_line, log_line, recipe_from_args, report_folder
+    from .cli_args import command_line, recipe_from_args, report_folder
+    from .protocol import log_line
     from .recipe import VAMPNetRecipe
     from .selection import select_features
 
